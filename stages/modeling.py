@@ -1,0 +1,62 @@
+"""The classifier, for any recurrent cell type: one function, with the cell as data."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+RECURRENT_LAYERS = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+
+
+def build_model(
+    cell: str,
+    vocabulary_size: int,
+    sequence_length: int,
+    embedding_dim: int,
+    recurrent_layers: int,
+    units: int,
+    dropout: float,
+    dense_units: int,
+    dense_dropout: float,
+) -> keras.Model:
+    """The seed's architecture: Embedding, stacked recurrent layers, Dense, Dropout, ReLU, and a
+    sigmoid output giving the probability that a review is positive.
+
+    Args:
+        cell: ``simplernn``, ``lstm`` or ``gru``.
+        vocabulary_size: Token ids run from 0 to ``vocabulary_size - 1``.
+        sequence_length: Tokens per (padded) review.
+        recurrent_layers: How many recurrent layers are stacked.
+        dropout: Dropout on the inputs of each recurrent layer.
+
+    Returns:
+        An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
+    """
+    if cell not in RECURRENT_LAYERS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(RECURRENT_LAYERS)}")
+    recurrent_layer = RECURRENT_LAYERS[cell]
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
+    for index in range(recurrent_layers):
+        # Every layer but the last passes its whole sequence on to the next one.
+        x = recurrent_layer(
+            units,
+            dropout=dropout,
+            return_sequences=index < recurrent_layers - 1,
+            name=f"{cell}_{index + 1}",
+        )(x)
+    x = layers.Dense(dense_units, name="dense")(x)
+    x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
+    x = layers.ReLU(name="relu")(x)
+    probability = layers.Dense(1, activation="sigmoid", name="positive_probability")(x)
+    return keras.Model(token_ids, probability, name=f"{cell}_classifier")
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Adam and binary cross-entropy, reporting accuracy, as in the seed."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

@@ -1,0 +1,171 @@
+"""Reads params.yaml once into frozen, validated objects.
+
+Every problem in the file is reported at once, each by its key path (``models.lstm.units``),
+so that a typo costs one run of a second, not one run per typo.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CELL_TYPES = ("simplernn", "lstm", "gru")
+MODEL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class ParamsError(ValueError):
+    """params.yaml has problems; the message lists each one by its key path."""
+
+
+class _Section(BaseModel):
+    # Strict: "64" is not 64, and 1 is not True. Unknown keys are typos, not extensions.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class MlflowParams(_Section):
+    experiment_name: Annotated[str, Field(min_length=1)]
+
+
+class DataParams(_Section):
+    url: Annotated[str, Field(min_length=1)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    local_copy: str | None = None
+    local_copy_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    drop_stop_words: bool
+    num_words: Annotated[int, Field(ge=3)]
+    maxlen: PositiveInt
+    padding: Literal["pre", "post"]
+    truncating: Literal["pre", "post"]
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
+    seed: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _local_copy_has_checksum(self) -> DataParams:
+        if self.local_copy and not self.local_copy_sha256:
+            raise ValueError("local_copy_sha256 is required when local_copy is set")
+        return self
+
+
+class TrainParams(_Section):
+    """Hyperparameters of one model: the shared defaults, or a model's effective values."""
+
+    embedding_dim: PositiveInt
+    layers: PositiveInt
+    units: PositiveInt
+    dropout: Probability
+    dense_units: PositiveInt
+    dense_dropout: Probability
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    learning_rate: Annotated[float, Field(gt=0.0)]
+    early_stopping_patience: PositiveInt
+    seed: Annotated[int, Field(ge=0)]
+
+
+class ModelOverrides(_Section):
+    """A ``models.<name>`` entry: its cell type and any train defaults it changes."""
+
+    cell: Literal["simplernn", "lstm", "gru"]
+    embedding_dim: PositiveInt | None = None
+    layers: PositiveInt | None = None
+    units: PositiveInt | None = None
+    dropout: Probability | None = None
+    dense_units: PositiveInt | None = None
+    dense_dropout: Probability | None = None
+    batch_size: PositiveInt | None = None
+    epochs: PositiveInt | None = None
+    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+    early_stopping_patience: PositiveInt | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
+
+
+class ModelParams(TrainParams):
+    """The effective hyperparameters of one named model: train defaults plus its overrides."""
+
+    name: str
+    cell: Literal["simplernn", "lstm", "gru"]
+
+
+class EvaluateParams(_Section):
+    threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class Params(_Section):
+    mlflow: MlflowParams
+    data: DataParams
+    train: TrainParams
+    models: dict[str, ModelOverrides]
+    evaluate: EvaluateParams
+
+    def model(self, name: str) -> ModelParams:
+        """The effective hyperparameters of ``models.<name>``."""
+        if name not in self.models:
+            raise ParamsError(
+                f"models.{name}: no such model in params.yaml; "
+                f"the models are: {', '.join(self.models)}"
+            )
+        overrides = self.models[name].model_dump(exclude_none=True)
+        return ModelParams(name=name, **{**self.train.model_dump(), **overrides})
+
+
+def _format_error(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check its spelling; see params.yaml's comments)"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {error['msg']} (got {error['input']!r})"
+
+
+def parse_params(raw: Any) -> Params:
+    """Validates the contents of params.yaml.
+
+    Args:
+        raw: The parsed YAML document.
+
+    Returns:
+        The validated, frozen params.
+
+    Raises:
+        ParamsError: Listing every problem found, one per line, each by its key path.
+    """
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params.yaml must be a mapping of sections, got {type(raw).__name__}")
+    problems = []
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as error:
+        problems = [_format_error(detail) for detail in error.errors()]
+        params = None
+    models = raw.get("models")
+    if isinstance(models, dict):
+        if not models:
+            problems.append("models: at least one model is needed")
+        problems += [
+            f"models.{name}: model names must match {MODEL_NAME_PATTERN.pattern} "
+            "(they name DVC stages and folders)"
+            for name in models
+            if not MODEL_NAME_PATTERN.match(str(name))
+        ]
+    if problems:
+        raise ParamsError("params.yaml has problems:\n  " + "\n  ".join(problems))
+    return params
+
+
+def load_params(path: Path) -> Params:
+    """Reads and validates a params file; see :func:`parse_params`."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            raw = yaml.safe_load(file)
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run the pipeline from the project root") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path} is not valid YAML: {error}") from None
+    return parse_params(raw)

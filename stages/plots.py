@@ -1,0 +1,89 @@
+"""Figures of the reports: functions from tables to matplotlib figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # Stages run without a display.
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from stages.files import atomic_path  # noqa: E402
+
+
+def learning_curves(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Training and validation loss and accuracy per epoch, one colour per model."""
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, (name, history) in enumerate(histories.items()):
+        colour = f"C{index}"
+        for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+            axes.plot(history["epoch"], history[metric], "--", color=colour, alpha=0.6,
+                      label=f"{name} train")
+            axes.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour,
+                      markersize=3, label=f"{name} validation")
+    for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.grid(alpha=0.3)
+    accuracy_axes.legend(fontsize="small")
+    figure.suptitle("Learning curves (solid: validation split)")
+    figure.tight_layout()
+    return figure
+
+
+def roc_curves(curves: dict[str, pd.DataFrame], auc: dict[str, float]) -> Figure:
+    """ROC curves on the test set, one per model, with their AUC."""
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    for name, curve in curves.items():
+        axes.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {auc[name]:.3f})")
+    axes.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate")
+    axes.set_title("ROC on the test set")
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_bars(test_accuracy: pd.Series, val_accuracy: pd.Series) -> Figure:
+    """Validation and test accuracy side by side, per model."""
+    figure, axes = plt.subplots(figsize=(1.8 * len(test_accuracy) + 2, 4))
+    table = pd.DataFrame({"validation": val_accuracy, "test": test_accuracy})
+    table.plot.bar(ax=axes, rot=0, color=["C7", "C0"])
+    for container in axes.containers:
+        axes.bar_label(container, fmt="%.3f", fontsize="small")
+    low = max(0.0, float(table.min().min()) - 0.1)
+    axes.set_ylim(low, 1.0)
+    axes.set_ylabel("accuracy")
+    axes.set_title("Accuracy by model")
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def confusion_matrix(matrix: list[list[int]], title: str) -> Figure:
+    """A 2x2 confusion matrix with counts; rows are actual labels, columns predicted."""
+    figure, axes = plt.subplots(figsize=(4, 3.6))
+    axes.imshow(matrix, cmap="Blues")
+    for row in range(2):
+        for column in range(2):
+            axes.text(column, row, f"{matrix[row][column]:,}", ha="center", va="center")
+    axes.set_xticks([0, 1], ["negative", "positive"])
+    axes.set_yticks([0, 1], ["negative", "positive"])
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("actual")
+    axes.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    """Writes ``figure`` as a PNG, atomically, and frees it."""
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)

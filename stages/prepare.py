@@ -1,0 +1,164 @@
+"""Stage 2: reviews in the archive to padded token-id arrays, split into train, validation, test.
+
+The reviews are streamed out of the compressed archive (no extraction of 50,000 small files).
+The validation split is carved from the training reviews, seeded and stratified by label, and
+the vocabulary is built from what remains for training: neither validation nor test reviews
+influence it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages import paths
+from stages.cli import StageError, run_stage
+from stages.files import atomic_path, write_json, write_text
+from stages.params import DataParams, load_params
+from stages.text import OUT_OF_VOCABULARY_ID, build_vocabulary, encode, pad, tokenize
+
+logger = logging.getLogger(__name__)
+
+# aclImdb/<split>/<pos|neg>/<review id>_<rating>.txt; train/unsup holds unlabeled reviews.
+_REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/(\d+_\d+)\.txt$")
+LENGTH_PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True)
+class RawSplit:
+    """Labeled raw reviews: ``ids`` like ``train/pos/0_9``, labels 1 for positive."""
+
+    ids: list[str]
+    texts: list[str]
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    ids: np.ndarray
+    reviews: np.ndarray
+    labels: np.ndarray
+
+
+def read_archive(archive: Path) -> dict[str, RawSplit]:
+    """Reads the labeled train and test reviews from the aclImdb tarball, in a stable order."""
+    found: dict[str, list[tuple[str, str, int]]] = {"train": [], "test": []}
+    with tarfile.open(archive, mode="r:gz") as tar:
+        for member in tar:
+            match = _REVIEW_MEMBER.match(member.name)
+            if not (match and member.isfile()):
+                continue
+            split, label, review_id = match.groups()
+            text = tar.extractfile(member).read().decode("utf-8")
+            found[split].append((f"{split}/{label}/{review_id}", text, int(label == "pos")))
+    for split, reviews in found.items():
+        if not reviews:
+            raise StageError(
+                f"{archive} has no reviews under aclImdb/{split}/pos or aclImdb/{split}/neg: "
+                "is it the IMDB archive? Check data.url and data.sha256 in params.yaml."
+            )
+    return {split: _as_raw_split(sorted(reviews)) for split, reviews in found.items()}
+
+
+def _as_raw_split(reviews: list[tuple[str, str, int]]) -> RawSplit:
+    ids, texts, labels = zip(*reviews, strict=True)
+    return RawSplit(list(ids), list(texts), np.array(labels, dtype=np.int8))
+
+
+def split_validation(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Indices of the training and validation reviews: seeded, and stratified by label."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(
+        np.arange(len(labels)), test_size=val_fraction, random_state=seed, stratify=labels
+    )
+
+
+def _split_stats(tokenized: list[list[str]], encoded: list[list[int]], labels, maxlen) -> dict:
+    lengths = np.array([len(review) for review in tokenized])
+    total_tokens = max(int(lengths.sum()), 1)
+    out_of_vocabulary = sum(review.count(OUT_OF_VOCABULARY_ID) for review in encoded)
+    return {
+        "reviews": len(labels),
+        "positive_share": round(float(np.mean(labels)), 4),
+        "out_of_vocabulary_rate": round(out_of_vocabulary / total_tokens, 4),
+        "truncated_share": round(float(np.mean(lengths > maxlen)), 4),
+        "length": {
+            **{f"p{p}": int(np.percentile(lengths, p)) for p in LENGTH_PERCENTILES},
+            "max": int(lengths.max()),
+        },
+    }
+
+
+def prepare(
+    raw_splits: dict[str, RawSplit], params: DataParams
+) -> tuple[dict[str, EncodedSplit], list[str], dict]:
+    """Splits, tokenizes, builds the vocabulary from training reviews only, encodes and pads.
+
+    Returns:
+        The ``train``, ``val`` and ``test`` splits, the vocabulary, and statistics per split.
+    """
+    train_index, val_index = split_validation(
+        raw_splits["train"].labels, params.val_fraction, params.seed
+    )
+    selections = {
+        "train": (raw_splits["train"], np.sort(train_index)),
+        "val": (raw_splits["train"], np.sort(val_index)),
+        "test": (raw_splits["test"], np.arange(len(raw_splits["test"].labels))),
+    }
+    tokenized = {
+        name: [tokenize(split.texts[i], params.drop_stop_words) for i in index]
+        for name, (split, index) in selections.items()
+    }
+    vocabulary = build_vocabulary(tokenized["train"], params.num_words)
+    encoded_splits, stats = {}, {"vocabulary_size": len(vocabulary)}
+    for name, (split, index) in selections.items():
+        encoded = encode(tokenized[name], vocabulary)
+        labels = split.labels[index]
+        encoded_splits[name] = EncodedSplit(
+            ids=np.array([split.ids[i] for i in index]),
+            reviews=pad(encoded, params.maxlen, params.padding, params.truncating),
+            labels=labels,
+        )
+        stats[name] = _split_stats(tokenized[name], encoded, labels, params.maxlen)
+    return encoded_splits, vocabulary, stats
+
+
+def save_split(path: Path, split: EncodedSplit) -> None:
+    with atomic_path(path) as temporary:
+        np.savez(temporary, ids=split.ids, reviews=split.reviews, labels=split.labels)
+
+
+def load_split(path: Path) -> EncodedSplit:
+    with np.load(path) as arrays:
+        return EncodedSplit(arrays["ids"], arrays["reviews"], arrays["labels"])
+
+
+def load_vocabulary(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as file:
+        return file.read().split("\n")[:-1]
+
+
+def main(argv: list[str]) -> None:
+    params = load_params(paths.PARAMS_FILE).data
+    raw_splits = read_archive(paths.ARCHIVE)
+    logger.info(
+        "Read %d train and %d test reviews from %s",
+        len(raw_splits["train"].texts), len(raw_splits["test"].texts), paths.ARCHIVE.name,
+    )
+    splits, vocabulary, stats = prepare(raw_splits, params)
+    for name, path in (("train", paths.TRAIN_SPLIT), ("val", paths.VALIDATION_SPLIT),
+                       ("test", paths.TEST_SPLIT)):
+        save_split(path, splits[name])
+        logger.info("Wrote %s: %s reviews of %d tokens", path.name, *splits[name].reviews.shape)
+    write_text(paths.VOCABULARY, "".join(f"{token}\n" for token in vocabulary))
+    write_json(paths.DATA_STATS, stats)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))

@@ -1,0 +1,152 @@
+"""The one module that talks to MLflow's tracking store.
+
+Stages open their run here, at the edge; cores never import mlflow. A run that fails ends
+FAILED, one interrupted by Ctrl-C or SIGTERM ends KILLED: none is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import RunStatus
+
+from stages.paths import PROJECT_ROOT
+
+logger = logging.getLogger(__name__)
+
+# `dvc exp run --queue` and `--temp` run the stages in a copy of the project under this folder
+# and delete it afterwards: a store that followed the copy would be lost with it.
+_DVC_EXPERIMENT_COPIES = Path(".dvc") / "tmp" / "exps"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message says which store and what to do."""
+
+
+def store_root(project_root: Path = PROJECT_ROOT) -> Path:
+    """The project whose MLflow store is used: ``project_root``, or the project that a DVC
+    experiment's temporary copy was made from."""
+    parts = project_root.parts
+    marker = _DVC_EXPERIMENT_COPIES.parts
+    for index in range(len(parts) - len(marker) + 1):
+        if parts[index : index + len(marker)] == marker:
+            return Path(*parts[:index])
+    return project_root
+
+
+def default_tracking_uri() -> str:
+    """The SQLite store that ``mlflow ui`` opens when it is started in the project root
+    (MLflow's default, resolved from the project root, not the cwd)."""
+    return f"sqlite:///{store_root() / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else :func:`default_tracking_uri`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def _local_artifact_location(experiment_name: str) -> str | None:
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so the variable's presence does not
+    # tell whether the user chose the store: its value does.
+    if tracking_uri() != default_tracking_uri():
+        return None  # A server or a store the user configured knows its own artifact root.
+    return (store_root() / "mlartifacts" / experiment_name).as_uri()
+
+
+def _experiment_id(experiment_name: str) -> str:
+    """The id of ``experiment_name``, created with artifacts beside the store if it is new."""
+    try:
+        experiment = mlflow.get_experiment_by_name(experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow.create_experiment(
+            experiment_name, artifact_location=_local_artifact_location(experiment_name)
+        )
+    except Exception as error:
+        raise TrackingError(
+            f"cannot use the MLflow tracking store {tracking_uri()}: {error}. "
+            "Check MLFLOW_TRACKING_URI (unset it to use mlflow.db in the project root)."
+        ) from error
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip()
+
+
+def source_tags() -> dict[str, str]:
+    """Where a run's code came from: the git commit, whether the code or params differed from
+    it, the DVC stage, and the DVC experiment (under ``dvc exp run`` the commit is only the
+    experiment's baseline)."""
+    tags = {}
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["git_commit"] = commit
+        # dvc.lock and reports/ change with every run; they do not make the code differ.
+        changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                       ":!dvc.lock", ":!reports")
+        tags["git_dirty"] = str(bool(changes)).lower()
+    for variable in ("DVC_STAGE", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        if os.environ.get(variable):
+            tags[variable.lower()] = os.environ[variable]
+    return tags
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
+@contextmanager
+def run(
+    experiment_name: str,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
+    """Opens an MLflow run (a new one, or ``run_id`` again) and always closes it.
+
+    The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error.
+    A new run is tagged with where its code came from; a reopened one keeps the tags it has.
+    """
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment_id = _experiment_id(experiment_name)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        active_run = mlflow.start_run(
+            run_id=run_id,
+            experiment_id=None if run_id else experiment_id,
+            run_name=run_name,
+            tags={**({} if run_id else source_tags()), **(tags or {})},
+        )
+    except Exception as error:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        raise TrackingError(f"cannot start an MLflow run in {tracking_uri()}: {error}") from error
+    status = RunStatus.FAILED
+    try:
+        yield active_run
+        status = RunStatus.FINISHED
+    except KeyboardInterrupt:
+        status = RunStatus.KILLED
+        raise
+    finally:
+        mlflow.end_run(RunStatus.to_string(status))
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        logger.info(
+            "MLflow run %s ended %s (%s)",
+            active_run.info.run_id,
+            RunStatus.to_string(status),
+            tracking_uri(),
+        )

@@ -1,0 +1,174 @@
+"""Stage 3: train one model, ``python -m stages.train <name>`` for ``models.<name>``.
+
+Selects the best epoch on the validation split (early stopping, best weights restored), saves
+the model, its per-epoch history and its training time and throughput, and records all of it in
+an MLflow run that the evaluate stage later adds the test metrics to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pandas as pd
+
+from stages import paths, plots, tracking
+from stages.cli import StageError, run_stage
+from stages.files import atomic_path, write_json, write_text
+from stages.params import ModelParams, load_params
+from stages.prepare import EncodedSplit, load_split, load_vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model: object  # keras.Model; not annotated as such, to keep Keras out of this import.
+    history: pd.DataFrame
+    summary: dict
+
+
+def seed_everything(seed: int) -> None:
+    """Makes a rerun with the same params on the same machine give the same metrics."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_model(
+    params: ModelParams,
+    train: EncodedSplit,
+    val: EncodedSplit,
+    vocabulary_size: int,
+    callbacks: list,
+) -> TrainingResult:
+    """Builds, compiles and fits one model; keeps the weights of its best validation epoch."""
+    import keras
+
+    from stages.modeling import build_model, compile_model
+
+    seed_everything(params.seed)
+    model = build_model(
+        params.cell,
+        vocabulary_size=vocabulary_size,
+        sequence_length=train.reviews.shape[1],
+        embedding_dim=params.embedding_dim,
+        recurrent_layers=params.layers,
+        units=params.units,
+        dropout=params.dropout,
+        dense_units=params.dense_units,
+        dense_dropout=params.dense_dropout,
+    )
+    compile_model(model, params.learning_rate)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
+    )
+    started = time.perf_counter()
+    fit = model.fit(
+        train.reviews,
+        train.labels,
+        validation_data=(val.reviews, val.labels),
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        callbacks=[early_stopping, *callbacks],
+        # One line per epoch where no person watches a progress bar (logs, CI).
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    seconds = time.perf_counter() - started
+    history = pd.DataFrame(fit.history)
+    history.insert(0, "epoch", range(1, len(history) + 1))
+    best = history.loc[history["val_loss"].idxmin()]
+    summary = {
+        "epochs_run": len(history),
+        "best_epoch": int(best["epoch"]),
+        "best_val_loss": round(float(best["val_loss"]), 5),
+        "best_val_accuracy": round(float(best["val_accuracy"]), 5),
+        "trainable_params": int(sum(w.numpy().size for w in model.trainable_weights)),
+        "training_seconds": round(seconds, 2),
+        "samples_per_second": round(len(train.labels) * len(history) / seconds, 1),
+    }
+    return TrainingResult(model, history, summary)
+
+
+def _save_keras_flavor(path: str, **kwargs) -> None:
+    import mlflow
+
+    # mlflow.keras.save_model writes the input example before it creates the model folder
+    # (mlflow/mlflow#16183, still open in 3.17), so the folder is created first.
+    os.makedirs(path, exist_ok=True)
+    mlflow.keras.save_model(path=path, **kwargs)
+
+
+def _log_model(model, example_reviews) -> None:
+    """Logs the model as an MLflow model whose signature takes int32 token ids."""
+    import keras
+    import mlflow
+    import tensorflow as tf
+    from mlflow.models import Model, infer_signature
+
+    example_probabilities = model.predict(example_reviews, verbose=0)
+    Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=SimpleNamespace(__name__="mlflow.keras", save_model=_save_keras_flavor),
+        model=model,
+        signature=infer_signature(example_reviews, example_probabilities),
+        input_example=example_reviews,
+        # Listed, not inferred: inference reloads the model in a subprocess, for minutes.
+        pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}",
+                          f"mlflow=={mlflow.__version__}"],
+    )
+
+
+def _log_inputs(params: ModelParams, data_params: dict, train, val) -> None:
+    import mlflow
+
+    mlflow.log_params({**params.model_dump(), **{f"data_{k}": v for k, v in data_params.items()}})
+    for split, context in ((train, "training"), (val, "validation")):
+        dataset = mlflow.data.from_numpy(
+            split.reviews, targets=split.labels, source=str(paths.PREPARED_DIR),
+            name=f"imdb-{context}",
+        )
+        mlflow.log_input(dataset, context=context)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1:
+        raise StageError("usage: python -m stages.train <model name from params.yaml's models>")
+    name = argv[0]
+    all_params = load_params(paths.PARAMS_FILE)
+    params = all_params.model(name)
+    data_params = all_params.data.model_dump(include={"drop_stop_words", "num_words", "maxlen",
+                                                      "padding", "truncating", "val_fraction",
+                                                      "seed"})
+    tags = {"model_name": name, "cell": params.cell, "pipeline_stage": "train"}
+    with tracking.run(all_params.mlflow.experiment_name, run_name=name, tags=tags) as run:
+        import mlflow
+
+        train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
+        _log_inputs(params, data_params, train, val)
+        result = train_model(
+            params, train, val, len(load_vocabulary(paths.VOCABULARY)),
+            callbacks=[mlflow.keras.MlflowCallback()],
+        )
+        logger.info("Trained %s: %s", name, result.summary)
+        with atomic_path(paths.model_file(name)) as temporary:
+            result.model.save(temporary)
+        write_text(paths.training_history(name), result.history.to_csv(index=False))
+        write_json(paths.training_summary(name), result.summary)
+        mlflow.log_metrics(result.summary)
+        mlflow.log_artifact(str(paths.training_history(name)))
+        mlflow.log_figure(plots.learning_curves({name: result.history}), "learning_curves.png")
+        _log_model(result.model, val.reviews[:5])
+        write_json(paths.run_id_file(name), {"run_id": run.info.run_id,
+                                            "experiment_id": run.info.experiment_id})
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))

@@ -1,0 +1,181 @@
+"""End to end: `dvc repro` on a copy of the project, with a tiny archive and tiny params.
+
+One module-scoped pipeline run (about a minute) serves all the tests here; the last test
+changes one model's units and reruns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import write_archive
+
+pytestmark = pytest.mark.e2e
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("simplernn", "lstm", "gru")
+
+TINY_PARAMS = {
+    "data": {"num_words": 100, "maxlen": 24, "val_fraction": 0.2},
+    "train": {"embedding_dim": 8, "units": 8, "dropout": 0.1, "dense_units": 8,
+              "dense_dropout": 0.1, "batch_size": 32, "epochs": 8, "learning_rate": 0.02,
+              "early_stopping_patience": 3},
+    "models": {"simplernn": {"cell": "simplernn", "units": 8},
+               "lstm": {"cell": "lstm", "units": 8},
+               "gru": {"cell": "gru", "units": 8}},
+}
+
+
+def run(command: list[str], cwd: Path) -> str:
+    """Runs a command in the copy with the test's Python first on PATH; returns its output."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-6000:]}"
+    return output
+
+
+def set_params(project: Path, changes: dict) -> None:
+    params_file = project / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git + DVC copy of the project whose `dvc repro` has run once on the tiny archive."""
+    project = tmp_path_factory.mktemp("project")
+    for name in ("stages", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, project / name)
+    archive = project.parent / "aclImdb_tiny.tar.gz"
+    sha256 = write_archive(archive, reviews_per_label=150)
+    set_params(project, TINY_PARAMS)
+    set_params(project, {"data": {"url": "https://unreachable.invalid/aclImdb_v1.tar.gz",
+                                  "local_copy": str(archive), "local_copy_sha256": sha256}})
+    run(["git", "init", "-q"], project)
+    run(["dvc", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "tiny project"], project)
+    (project / "first_repro.log").write_text(run(["dvc", "repro"], project))
+    return project
+
+
+def tracking_client(project: Path) -> mlflow.MlflowClient:
+    # The default store: mlflow.db in the project root, as `mlflow ui` there opens it.
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
+def training_runs(project: Path):
+    client = tracking_client(project)
+    experiment = client.get_experiment_by_name("imdb-rnn-comparison")
+    return client.search_runs(
+        [experiment.experiment_id], filter_string="tags.pipeline_stage = 'train'"
+    )
+
+
+def test_repro_writes_every_output(project):
+    for name in MODELS:
+        assert (project / "models" / name / "model.keras").is_file()
+        assert (project / "reports" / "evaluate" / name / "roc.csv").is_file()
+    for report in ("comparison.md", "comparison.csv", "learning_curves.png", "roc_curves.png",
+                   "test_accuracy.png"):
+        assert (project / "reports" / report).stat().st_size > 0
+    stats = json.loads((project / "reports/data/stats.json").read_text())
+    assert (stats["train"]["reviews"], stats["val"]["reviews"], stats["test"]["reviews"]) == (
+        240, 60, 300)
+    assert "mlflow.db" not in run(["git", "status", "--porcelain"], project)
+
+
+def test_every_model_learns_better_than_chance(project):
+    for name in MODELS:
+        metrics = json.loads((project / "reports/evaluate" / name / "metrics.json").read_text())
+        assert metrics["accuracy"] > 0.7, (name, metrics)
+        assert metrics["roc_auc"] > 0.8, (name, metrics)
+
+
+def test_dvc_shows_metrics_and_plots(project):
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project))
+    metrics_files = next(iter(shown.values()))["data"]
+    assert "reports/evaluate/lstm/metrics.json" in metrics_files
+    assert "reports/train/gru/metrics.json" in metrics_files
+    run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
+    assert (project / "dvc_plots" / "index.html").is_file()
+
+
+def test_mlflow_records_training_and_test_metrics_in_one_run_per_model(project):
+    client = tracking_client(project)
+    runs = {run.data.tags["model_name"]: run for run in training_runs(project)}
+    assert sorted(runs) == sorted(MODELS)
+    for name, run_ in runs.items():
+        assert run_.info.status == "FINISHED"
+        assert run_.data.params["units"] == "8"
+        assert run_.data.params["data_maxlen"] == "24"
+        assert run_.data.tags["dvc_stage"] == f"train@{name}"
+        assert "git_commit" in run_.data.tags
+        epochs_run = int(run_.data.metrics["epochs_run"])
+        history = client.get_metric_history(run_.info.run_id, "val_loss")
+        assert [metric.step for metric in history] == list(range(epochs_run))
+        for metric in ("test_accuracy", "test_roc_auc", "test_f1", "test_loss"):
+            assert metric in run_.data.metrics
+        artifacts = {artifact.path for artifact in client.list_artifacts(run_.info.run_id)}
+        assert {"history.csv", "learning_curves.png", "test_roc.png"} <= artifacts
+        assert {dataset.dataset.name for dataset in run_.inputs.dataset_inputs} == {
+            "imdb-training", "imdb-validation"}
+        recorded = json.loads((project / "reports/train" / name / "mlflow_run.json").read_text())
+        assert recorded["run_id"] == run_.info.run_id
+
+
+def test_each_run_logs_a_loadable_model_that_takes_token_ids(project):
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    run_ = next(r for r in training_runs(project) if r.data.tags["model_name"] == "gru")
+    [logged] = mlflow.search_logged_models(
+        experiment_ids=[run_.info.experiment_id],
+        filter_string=f"source_run_id = '{run_.info.run_id}'",
+        output_format="list",
+    )
+    assert logged.artifact_location.startswith((project / "mlartifacts").as_uri())
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    assert model.metadata.get_input_schema().inputs[0].type.name == "int32"
+    with np.load(project / "data/prepared/test.npz") as prepared:
+        assert model.predict(prepared["reviews"][:4]).shape == (4, 1)
+
+
+def test_the_report_is_a_run_that_names_the_runs_it_compares(project):
+    client = tracking_client(project)
+    experiment = client.get_experiment_by_name("imdb-rnn-comparison")
+    [report] = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.pipeline_stage = 'report'"
+    )
+    compared = set(report.data.tags["compared_runs"].split(","))
+    assert compared == {run_.info.run_id for run_ in training_runs(project)}
+
+
+def test_changing_one_models_units_retrains_only_that_model(project):
+    runs_before = len(training_runs(project))
+    set_params(project, {"models": {**TINY_PARAMS["models"], "lstm": {"cell": "lstm", "units": 6}}})
+    output = run(["dvc", "repro"], project)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train@lstm", "evaluate@lstm", "report"}
+    new_runs = training_runs(project)
+    assert len(new_runs) == runs_before + 1
+    assert new_runs[0].data.tags["model_name"] == "lstm"
+    assert new_runs[0].data.params["units"] == "6"

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from stages.text import build_vocabulary, encode, encode_reviews, pad, tokenize
+
+
+def test_tokenize_lowercases_and_drops_html_breaks_and_punctuation():
+    review = "A GREAT film!<br /><br />It's the best... (really) \"so\" good.<br>Ending"
+    assert tokenize(review) == [
+        "a", "great", "film", "it's", "the", "best", "really", "so", "good", "ending"
+    ]
+
+
+def test_tokenize_of_empty_or_blank_review_is_empty():
+    assert tokenize("") == []
+    assert tokenize("  <br />  !!! ") == []
+
+
+def test_vocabulary_starts_with_padding_and_oov_then_most_frequent_with_ties_alphabetical():
+    reviews = [["b", "a", "c"], ["c", "b"], ["c", "d"]]
+    assert build_vocabulary(reviews, num_words=5) == ["", "[UNK]", "c", "b", "a"]
+
+
+def test_vocabulary_is_smaller_when_there_are_fewer_words():
+    assert build_vocabulary([["x"]], num_words=10) == ["", "[UNK]", "x"]
+
+
+def test_encode_maps_unknown_words_to_oov_id():
+    vocabulary = ["", "[UNK]", "good", "bad"]
+    assert encode([["good", "unseen", "bad"], []], vocabulary) == [[2, 1, 3], []]
+
+
+@pytest.mark.parametrize(
+    ("padding", "truncating", "expected"),
+    [
+        ("pre", "pre", [[0, 0, 1, 2], [3, 4, 5, 6]]),
+        ("post", "pre", [[1, 2, 0, 0], [3, 4, 5, 6]]),
+        ("pre", "post", [[0, 0, 1, 2], [2, 3, 4, 5]]),
+        ("post", "post", [[1, 2, 0, 0], [2, 3, 4, 5]]),
+    ],
+)
+def test_pad_follows_keras_pad_sequences_semantics(padding, truncating, expected):
+    # "pre" truncation keeps a review's last tokens, "post" its first ones.
+    sequences = [[1, 2], [2, 3, 4, 5, 6]]
+    padded = pad(sequences, maxlen=4, padding=padding, truncating=truncating)
+    assert padded.dtype == np.int32
+    np.testing.assert_array_equal(padded, expected)
+
+
+def test_encode_reviews_gives_fixed_length_int_arrays():
+    vocabulary = ["", "[UNK]", "good", "film"]
+    encoded = encode_reviews(["Good film, good!", ""], vocabulary, 3, "pre", "pre", False)
+    np.testing.assert_array_equal(encoded, [[2, 3, 2], [0, 0, 0]])
+
+
+def test_dropping_stop_words_keeps_negations_and_degree_words():
+    review = "This is not the best film, but it is very moving and I don't regret it."
+    assert tokenize(review, drop_stop_words=True) == [
+        "not", "best", "film", "but", "very", "moving", "don't", "regret"
+    ]
