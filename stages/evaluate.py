@@ -69,10 +69,12 @@ def main(argv: list[str]) -> None:
 
         write_json(paths.evaluation_metrics(name), result["metrics"])
         write_text(paths.roc_points(name), result["roc"].to_csv(index=False, float_format="%.5f"))
-        predictions = pd.DataFrame({
-            "actual": LABEL_NAMES[test.labels],
-            "predicted": LABEL_NAMES[(probabilities >= threshold).astype(int)],
-        })
+        predictions = pd.DataFrame(
+            {
+                "actual": LABEL_NAMES[test.labels],
+                "predicted": LABEL_NAMES[(probabilities >= threshold).astype(int)],
+            }
+        )
         write_text(paths.evaluation_predictions(name), predictions.to_csv(index=False))
 
         mlflow.log_params({"evaluate_threshold": threshold})
@@ -82,8 +84,10 @@ def main(argv: list[str]) -> None:
             plots.confusion_matrix(result["confusion_matrix"], f"{name} on the test set"),
             "test_confusion_matrix.png",
         )
-        mlflow.log_figure(plots.roc_curves({name: result["roc"]},
-                                           {name: result["metrics"]["roc_auc"]}), "test_roc.png")
+        mlflow.log_figure(
+            plots.roc_curves({name: result["roc"]}, {name: result["metrics"]["roc_auc"]}),
+            "test_roc.png",
+        )
 
 
 if __name__ == "__main__":

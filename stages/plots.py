@@ -8,11 +8,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # Stages run without a display.
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
 
-from stages.files import atomic_path  # noqa: E402
+from stages.files import atomic_path
 
 
 def learning_curves(histories: dict[str, pd.DataFrame]) -> Figure:
@@ -21,10 +21,22 @@ def learning_curves(histories: dict[str, pd.DataFrame]) -> Figure:
     for index, (name, history) in enumerate(histories.items()):
         colour = f"C{index}"
         for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
-            axes.plot(history["epoch"], history[metric], "--", color=colour, alpha=0.6,
-                      label=f"{name} train")
-            axes.plot(history["epoch"], history[f"val_{metric}"], "-o", color=colour,
-                      markersize=3, label=f"{name} validation")
+            axes.plot(
+                history["epoch"],
+                history[metric],
+                "--",
+                color=colour,
+                alpha=0.6,
+                label=f"{name} train",
+            )
+            axes.plot(
+                history["epoch"],
+                history[f"val_{metric}"],
+                "-o",
+                color=colour,
+                markersize=3,
+                label=f"{name} validation",
+            )
     for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
         axes.set_xlabel("epoch")
         axes.set_ylabel(metric)

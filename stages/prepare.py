@@ -149,11 +149,16 @@ def main(argv: list[str]) -> None:
     raw_splits = read_archive(paths.ARCHIVE)
     logger.info(
         "Read %d train and %d test reviews from %s",
-        len(raw_splits["train"].texts), len(raw_splits["test"].texts), paths.ARCHIVE.name,
+        len(raw_splits["train"].texts),
+        len(raw_splits["test"].texts),
+        paths.ARCHIVE.name,
     )
     splits, vocabulary, stats = prepare(raw_splits, params)
-    for name, path in (("train", paths.TRAIN_SPLIT), ("val", paths.VALIDATION_SPLIT),
-                       ("test", paths.TEST_SPLIT)):
+    for name, path in (
+        ("train", paths.TRAIN_SPLIT),
+        ("val", paths.VALIDATION_SPLIT),
+        ("test", paths.TEST_SPLIT),
+    ):
         save_split(path, splits[name])
         logger.info("Wrote %s: %s reviews of %d tokens", path.name, *splits[name].reviews.shape)
     write_text(paths.VOCABULARY, "".join(f"{token}\n" for token in vocabulary))

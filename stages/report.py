@@ -47,11 +47,16 @@ def comparison_table(
     return pd.DataFrame(rows)
 
 
+# Scores to four places, seconds to one, throughput to whole reviews per second.
+_COLUMN_FORMATS = {"training_seconds": ".1f", "samples_per_second": ".0f"}
+
+
 def as_markdown(table: pd.DataFrame) -> str:
+    formats = [_COLUMN_FORMATS.get(column, ".4f") for column in table.columns]
     return (
         "# Model comparison\n\n"
-        "Best epoch chosen on the validation split; test metrics on the 25,000 test reviews.\n\n"
-        + table.to_markdown(index=False, floatfmt=".4f")
+        "Best epoch chosen on the validation split; test metrics on the test split.\n\n"
+        + table.to_markdown(index=False, floatfmt=formats)
         + "\n"
     )
 
@@ -98,9 +103,9 @@ def main(argv: list[str]) -> None:
         mlflow.log_params({f"run_id_{name}": run_id for name, run_id in run_ids.items()})
         for path in (paths.COMPARISON_TABLE, paths.COMPARISON_CSV, *figures):
             mlflow.log_artifact(str(path))
-        mlflow.log_metrics({
-            f"{row.model}_test_accuracy": row.test_accuracy for row in table.itertuples()
-        })
+        mlflow.log_metrics(
+            {f"{row.model}_test_accuracy": row.test_accuracy for row in table.itertuples()}
+        )
 
 
 if __name__ == "__main__":

@@ -24,11 +24,38 @@ _NOT_WORD = re.compile(r"[^\w']+")
 
 # Words that carry a verdict's direction or strength ("not good", "too long", "very good") stay,
 # though scikit-learn lists them as stop words.
-SENTIMENT_STOP_WORDS = frozenset({
-    "against", "although", "but", "cannot", "enough", "even", "ever", "few", "however", "least",
-    "less", "more", "most", "much", "never", "no", "nobody", "none", "noone", "nor", "not",
-    "nothing", "only", "though", "too", "very", "well", "without",
-})
+SENTIMENT_STOP_WORDS = frozenset(
+    {
+        "against",
+        "although",
+        "but",
+        "cannot",
+        "enough",
+        "even",
+        "ever",
+        "few",
+        "however",
+        "least",
+        "less",
+        "more",
+        "most",
+        "much",
+        "never",
+        "no",
+        "nobody",
+        "none",
+        "noone",
+        "nor",
+        "not",
+        "nothing",
+        "only",
+        "though",
+        "too",
+        "very",
+        "well",
+        "without",
+    }
+)
 # With reviews cut to a few dozen tokens, function words ("the", "of", "this") would take half
 # of them; dropping them lets the same length cover twice as much of a review.
 STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) - SENTIMENT_STOP_WORDS
@@ -60,18 +87,31 @@ def build_vocabulary(tokenized_reviews: Iterable[Sequence[str]], num_words: int)
     return [PADDING_TOKEN, OUT_OF_VOCABULARY_TOKEN, *words]
 
 
-def encode(tokenized_reviews: Iterable[Sequence[str]], vocabulary: Sequence[str]) -> list[list[int]]:
+def encode(
+    tokenized_reviews: Iterable[Sequence[str]], vocabulary: Sequence[str]
+) -> list[list[int]]:
     """Replaces each word with its id in ``vocabulary``, unknown words with the OOV id."""
-    word_ids = {word: index for index, word in enumerate(vocabulary) if index > OUT_OF_VOCABULARY_ID}
-    return [[word_ids.get(word, OUT_OF_VOCABULARY_ID) for word in review] for review in tokenized_reviews]
+    word_ids = {
+        word: index for index, word in enumerate(vocabulary) if index > OUT_OF_VOCABULARY_ID
+    }
+    return [
+        [word_ids.get(word, OUT_OF_VOCABULARY_ID) for word in review]
+        for review in tokenized_reviews
+    ]
 
 
-def pad(sequences: Sequence[Sequence[int]], maxlen: int, padding: str, truncating: str) -> np.ndarray:
+def pad(
+    sequences: Sequence[Sequence[int]], maxlen: int, padding: str, truncating: str
+) -> np.ndarray:
     """Pads or truncates every sequence to ``maxlen`` ids with Keras' own ``pad_sequences``."""
     from keras.utils import pad_sequences  # Imported here: it loads TensorFlow (seconds).
 
     return pad_sequences(
-        sequences, maxlen=maxlen, dtype="int32", padding=padding, truncating=truncating,
+        sequences,
+        maxlen=maxlen,
+        dtype="int32",
+        padding=padding,
+        truncating=truncating,
         value=PADDING_ID,
     )
 

@@ -96,8 +96,9 @@ def source_tags() -> dict[str, str]:
         tags["mlflow.source.git.commit"] = commit
         tags["git_commit"] = commit
         # dvc.lock and reports/ change with every run; they do not make the code differ.
-        changes = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                       ":!dvc.lock", ":!reports")
+        changes = _git(
+            "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!reports"
+        )
         tags["git_dirty"] = str(bool(changes)).lower()
     for variable in ("DVC_STAGE", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         if os.environ.get(variable):

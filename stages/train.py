@@ -121,8 +121,11 @@ def _log_model(model, example_reviews) -> None:
         signature=infer_signature(example_reviews, example_probabilities),
         input_example=example_reviews,
         # Listed, not inferred: inference reloads the model in a subprocess, for minutes.
-        pip_requirements=[f"tensorflow-cpu=={tf.__version__}", f"keras=={keras.__version__}",
-                          f"mlflow=={mlflow.__version__}"],
+        pip_requirements=[
+            f"tensorflow-cpu=={tf.__version__}",
+            f"keras=={keras.__version__}",
+            f"mlflow=={mlflow.__version__}",
+        ],
     )
 
 
@@ -132,7 +135,9 @@ def _log_inputs(params: ModelParams, data_params: dict, train, val) -> None:
     mlflow.log_params({**params.model_dump(), **{f"data_{k}": v for k, v in data_params.items()}})
     for split, context in ((train, "training"), (val, "validation")):
         dataset = mlflow.data.from_numpy(
-            split.reviews, targets=split.labels, source=str(paths.PREPARED_DIR),
+            split.reviews,
+            targets=split.labels,
+            source=str(paths.PREPARED_DIR),
             name=f"imdb-{context}",
         )
         mlflow.log_input(dataset, context=context)
@@ -144,9 +149,17 @@ def main(argv: list[str]) -> None:
     name = argv[0]
     all_params = load_params(paths.PARAMS_FILE)
     params = all_params.model(name)
-    data_params = all_params.data.model_dump(include={"drop_stop_words", "num_words", "maxlen",
-                                                      "padding", "truncating", "val_fraction",
-                                                      "seed"})
+    data_params = all_params.data.model_dump(
+        include={
+            "drop_stop_words",
+            "num_words",
+            "maxlen",
+            "padding",
+            "truncating",
+            "val_fraction",
+            "seed",
+        }
+    )
     tags = {"model_name": name, "cell": params.cell, "pipeline_stage": "train"}
     with tracking.run(all_params.mlflow.experiment_name, run_name=name, tags=tags) as run:
         import mlflow
@@ -154,7 +167,10 @@ def main(argv: list[str]) -> None:
         train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
         _log_inputs(params, data_params, train, val)
         result = train_model(
-            params, train, val, len(load_vocabulary(paths.VOCABULARY)),
+            params,
+            train,
+            val,
+            len(load_vocabulary(paths.VOCABULARY)),
             callbacks=[mlflow.keras.MlflowCallback()],
         )
         logger.info("Trained %s: %s", name, result.summary)
@@ -166,8 +182,10 @@ def main(argv: list[str]) -> None:
         mlflow.log_artifact(str(paths.training_history(name)))
         mlflow.log_figure(plots.learning_curves({name: result.history}), "learning_curves.png")
         _log_model(result.model, val.reviews[:5])
-        write_json(paths.run_id_file(name), {"run_id": run.info.run_id,
-                                            "experiment_id": run.info.experiment_id})
+        write_json(
+            paths.run_id_file(name),
+            {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id},
+        )
 
 
 if __name__ == "__main__":

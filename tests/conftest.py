@@ -14,8 +14,26 @@ REAL_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared/data/aclImdb
 
 POSITIVE_WORDS = ["great", "wonderful", "superb", "moving", "brilliant", "loved", "beautiful"]
 NEGATIVE_WORDS = ["awful", "boring", "terrible", "waste", "dull", "hated", "worst"]
-NEUTRAL_WORDS = ["the", "film", "movie", "a", "plot", "actor", "scene", "story", "and", "it",
-                 "was", "of", "this", "director", "camera", "ending", "music", "character"]
+NEUTRAL_WORDS = [
+    "the",
+    "film",
+    "movie",
+    "a",
+    "plot",
+    "actor",
+    "scene",
+    "story",
+    "and",
+    "it",
+    "was",
+    "of",
+    "this",
+    "director",
+    "camera",
+    "ending",
+    "music",
+    "character",
+]
 
 
 def synthetic_review(rng: random.Random, positive: bool, length: int = 40) -> str:

@@ -27,12 +27,22 @@ MODELS = ("simplernn", "lstm", "gru")
 
 TINY_PARAMS = {
     "data": {"num_words": 100, "maxlen": 24, "val_fraction": 0.2},
-    "train": {"embedding_dim": 8, "units": 8, "dropout": 0.1, "dense_units": 8,
-              "dense_dropout": 0.1, "batch_size": 32, "epochs": 8, "learning_rate": 0.02,
-              "early_stopping_patience": 3},
-    "models": {"simplernn": {"cell": "simplernn", "units": 8},
-               "lstm": {"cell": "lstm", "units": 8},
-               "gru": {"cell": "gru", "units": 8}},
+    "train": {
+        "embedding_dim": 8,
+        "units": 8,
+        "dropout": 0.1,
+        "dense_units": 8,
+        "dense_dropout": 0.1,
+        "batch_size": 32,
+        "epochs": 8,
+        "learning_rate": 0.02,
+        "early_stopping_patience": 3,
+    },
+    "models": {
+        "simplernn": {"cell": "simplernn", "units": 8},
+        "lstm": {"cell": "lstm", "units": 8},
+        "gru": {"cell": "gru", "units": 8},
+    },
 }
 
 
@@ -40,8 +50,12 @@ def run(command: list[str], cwd: Path) -> str:
     """Runs a command in the copy with the test's Python first on PATH; returns its output."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
-               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    env.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+    )
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-6000:]}"
@@ -69,8 +83,16 @@ def project(tmp_path_factory) -> Path:
     archive = project.parent / "aclImdb_tiny.tar.gz"
     sha256 = write_archive(archive, reviews_per_label=150)
     set_params(project, TINY_PARAMS)
-    set_params(project, {"data": {"url": "https://unreachable.invalid/aclImdb_v1.tar.gz",
-                                  "local_copy": str(archive), "local_copy_sha256": sha256}})
+    set_params(
+        project,
+        {
+            "data": {
+                "url": "https://unreachable.invalid/aclImdb_v1.tar.gz",
+                "local_copy": str(archive),
+                "local_copy_sha256": sha256,
+            }
+        },
+    )
     run(["git", "init", "-q"], project)
     run(["dvc", "init", "-q"], project)
     run(["git", "add", "-A"], project)
@@ -96,12 +118,20 @@ def test_repro_writes_every_output(project):
     for name in MODELS:
         assert (project / "models" / name / "model.keras").is_file()
         assert (project / "reports" / "evaluate" / name / "roc.csv").is_file()
-    for report in ("comparison.md", "comparison.csv", "learning_curves.png", "roc_curves.png",
-                   "test_accuracy.png"):
+    for report in (
+        "comparison.md",
+        "comparison.csv",
+        "learning_curves.png",
+        "roc_curves.png",
+        "test_accuracy.png",
+    ):
         assert (project / "reports" / report).stat().st_size > 0
     stats = json.loads((project / "reports/data/stats.json").read_text())
     assert (stats["train"]["reviews"], stats["val"]["reviews"], stats["test"]["reviews"]) == (
-        240, 60, 300)
+        240,
+        60,
+        300,
+    )
     assert "mlflow.db" not in run(["git", "status", "--porcelain"], project)
 
 
@@ -139,7 +169,9 @@ def test_mlflow_records_training_and_test_metrics_in_one_run_per_model(project):
         artifacts = {artifact.path for artifact in client.list_artifacts(run_.info.run_id)}
         assert {"history.csv", "learning_curves.png", "test_roc.png"} <= artifacts
         assert {dataset.dataset.name for dataset in run_.inputs.dataset_inputs} == {
-            "imdb-training", "imdb-validation"}
+            "imdb-training",
+            "imdb-validation",
+        }
         recorded = json.loads((project / "reports/train" / name / "mlflow_run.json").read_text())
         assert recorded["run_id"] == run_.info.run_id
 

@@ -5,9 +5,18 @@ from stages.text import build_vocabulary, encode, encode_reviews, pad, tokenize
 
 
 def test_tokenize_lowercases_and_drops_html_breaks_and_punctuation():
-    review = "A GREAT film!<br /><br />It's the best... (really) \"so\" good.<br>Ending"
+    review = 'A GREAT film!<br /><br />It\'s the best... (really) "so" good.<br>Ending'
     assert tokenize(review) == [
-        "a", "great", "film", "it's", "the", "best", "really", "so", "good", "ending"
+        "a",
+        "great",
+        "film",
+        "it's",
+        "the",
+        "best",
+        "really",
+        "so",
+        "good",
+        "ending",
     ]
 
 
@@ -56,5 +65,12 @@ def test_encode_reviews_gives_fixed_length_int_arrays():
 def test_dropping_stop_words_keeps_negations_and_degree_words():
     review = "This is not the best film, but it is very moving and I don't regret it."
     assert tokenize(review, drop_stop_words=True) == [
-        "not", "best", "film", "but", "very", "moving", "don't", "regret"
+        "not",
+        "best",
+        "film",
+        "but",
+        "very",
+        "moving",
+        "don't",
+        "regret",
     ]

@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+from stages.evaluate import score
+
+
+def test_score_computes_threshold_metrics_auc_and_the_confusion_matrix():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    probabilities = np.array([0.1, 0.4, 0.6, 0.55, 0.8, 0.3])
+    result = score(labels, probabilities, threshold=0.5)
+    metrics = result["metrics"]
+    # Predicted: 0 0 1 1 1 0, so TN 2, FP 1, FN 1, TP 2.
+    assert result["confusion_matrix"] == [[2, 1], [1, 2]]
+    assert metrics["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
+    assert (
+        metrics["precision"] == metrics["recall"] == metrics["f1"] == pytest.approx(2 / 3, abs=1e-4)
+    )
+    assert metrics["roc_auc"] == pytest.approx(6 / 9, abs=1e-4)
+    assert 0 < metrics["loss"] < 1
+    roc = result["roc"]
+    assert list(roc.columns) == ["fpr", "tpr", "threshold"]
+    assert roc["threshold"].max() <= 1.0
+
+
+def test_a_perfect_model_scores_one():
+    labels = np.array([0, 1, 0, 1])
+    metrics = score(labels, np.array([0.01, 0.99, 0.2, 0.7]), threshold=0.5)["metrics"]
+    assert metrics["accuracy"] == metrics["f1"] == metrics["roc_auc"] == 1.0

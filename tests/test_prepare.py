@@ -1,0 +1,90 @@
+import tarfile
+
+import numpy as np
+import pytest
+
+from stages.cli import StageError
+from stages.params import load_params
+from stages.paths import PARAMS_FILE
+from stages.prepare import RawSplit, prepare, read_archive, split_validation
+from stages.text import tokenize
+from tests.conftest import REAL_ARCHIVE
+
+
+@pytest.fixture
+def data_params():
+    params = load_params(PARAMS_FILE).data
+    return params.model_copy(update={"num_words": 50, "maxlen": 12, "val_fraction": 0.25})
+
+
+def test_read_archive_reads_labeled_reviews_and_skips_unlabeled_ones(tiny_archive):
+    splits = read_archive(tiny_archive[0])
+    assert sorted(splits) == ["test", "train"]
+    for split in splits.values():
+        assert len(split.texts) == len(split.ids) == 120
+        assert split.labels.sum() == 60
+    assert all("unsup" not in review_id for review_id in splits["train"].ids)
+    assert splits["train"].ids[0].startswith("train/neg/")
+
+
+def test_read_archive_without_a_test_split_says_what_is_missing(tmp_path):
+    archive = tmp_path / "no_test.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(__file__, arcname="aclImdb/train/pos/0_9.txt")
+    with pytest.raises(StageError, match="no reviews under aclImdb/test/pos or aclImdb/test/neg"):
+        read_archive(archive)
+
+
+def test_validation_split_is_stratified_and_seeded():
+    labels = np.array([0] * 80 + [1] * 20)
+    train, val = split_validation(labels, 0.25, seed=1)
+    assert len(val) == 25 and len(set(train) | set(val)) == 100
+    assert labels[val].sum() == 5  # The 20% positive share of the whole.
+    np.testing.assert_array_equal(val, split_validation(labels, 0.25, seed=1)[1])
+    assert set(val) != set(split_validation(labels, 0.25, seed=2)[1])
+
+
+def test_prepare_builds_the_vocabulary_from_training_reviews_only(data_params):
+    raw = {
+        "train": RawSplit(
+            ids=[f"train/x/{i}" for i in range(8)],
+            texts=["good film"] * 4 + ["bad film"] * 3 + ["validationword"],
+            labels=np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=np.int8),
+        ),
+        "test": RawSplit(
+            ["test/pos/0", "test/neg/0"], ["testword good", "bad"], np.array([1, 0], dtype=np.int8)
+        ),
+    }
+    splits, vocabulary, stats = prepare(raw, data_params)
+    assert "testword" not in vocabulary
+    val_words = {
+        word
+        for i in splits["val"].ids
+        for word in tokenize(raw["train"].texts[int(i.rsplit("/", 1)[1])])
+    }
+    train_only_vocabulary = set(vocabulary) - {"", "[UNK]"}
+    assert not (val_words - {"good", "bad", "film"}) & train_only_vocabulary
+    assert [len(splits[name].labels) for name in ("train", "val", "test")] == [6, 2, 2]
+    assert splits["test"].reviews.shape == (2, 12)
+    assert stats["test"]["out_of_vocabulary_rate"] == 0.3333  # "testword" of 3 tokens.
+
+
+def test_prepare_pads_every_split_to_maxlen_and_reports_truncation(tiny_archive, data_params):
+    data_params = data_params.model_copy(update={"num_words": 10})
+    splits, vocabulary, stats = prepare(read_archive(tiny_archive[0]), data_params)
+    assert len(vocabulary) == 10
+    for name, split in splits.items():
+        assert split.reviews.shape == (len(split.labels), 12)
+        assert split.reviews.dtype == np.int32
+        assert split.reviews.max() == 9
+        assert 0 < stats[name]["truncated_share"] <= 1
+    assert stats["train"]["positive_share"] == stats["val"]["positive_share"] == 0.5
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason=f"{REAL_ARCHIVE} is not on this machine")
+def test_real_archive_has_25000_balanced_reviews_per_split():
+    splits = read_archive(REAL_ARCHIVE)
+    for split in splits.values():
+        assert len(split.texts) == 25_000
+        assert split.labels.sum() == 12_500

@@ -1,0 +1,42 @@
+from stages.params import load_params
+from stages.paths import PARAMS_FILE
+from stages.report import as_markdown, comparison_table
+
+
+def test_comparison_has_one_row_per_model_with_validation_and_test_scores():
+    params = load_params(PARAMS_FILE)
+    models = [params.model(name) for name in ("lstm", "gru")]
+    training = {
+        name: {
+            "trainable_params": 1000 + i,
+            "epochs_run": 5,
+            "best_epoch": 2,
+            "best_val_accuracy": 0.85,
+            "training_seconds": 40.0,
+            "samples_per_second": 2800.0,
+        }
+        for i, name in enumerate(("lstm", "gru"))
+    }
+    testing = {
+        "lstm": {"accuracy": 0.84, "loss": 0.36, "f1": 0.83, "roc_auc": 0.92},
+        "gru": {"accuracy": 0.86, "loss": 0.33, "f1": 0.86, "roc_auc": 0.93},
+    }
+    table = comparison_table(models, training, testing, {"lstm": "run-a", "gru": "run-b"})
+    assert list(table["model"]) == ["lstm", "gru"]
+    assert list(table["units"]) == [32, 64]
+    assert list(table["test_accuracy"]) == [0.84, 0.86]
+    assert list(table["mlflow_run_id"]) == ["run-a", "run-b"]
+    for column in (
+        "trainable_params",
+        "epochs_run",
+        "best_epoch",
+        "val_accuracy",
+        "test_loss",
+        "test_f1",
+        "test_roc_auc",
+        "training_seconds",
+        "samples_per_second",
+    ):
+        assert column in table.columns
+    markdown = as_markdown(table)
+    assert "| lstm " in markdown and "0.8600" in markdown

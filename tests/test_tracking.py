@@ -1,0 +1,75 @@
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from stages import tracking
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield mlflow.MlflowClient(tracking_uri=uri)
+    mlflow.set_tracking_uri(None)
+
+
+def status_of_only_run(client):
+    experiment = client.get_experiment_by_name("test")
+    [run] = client.search_runs([experiment.experiment_id])
+    return run.info.status
+
+
+def test_a_dvc_experiment_copy_uses_the_store_of_the_project_it_was_copied_from():
+    root = Path("/home/me/project")
+    assert tracking.store_root(root / ".dvc/tmp/exps/run/tmpabc123") == root
+    assert tracking.store_root(root) == root
+
+
+def test_default_store_is_mlflow_db_in_the_project_root(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    expected = f"sqlite:///{tracking.store_root() / 'mlflow.db'}"
+    assert tracking.tracking_uri() == expected
+    assert os.path.isabs(expected.removeprefix("sqlite:///"))
+
+
+def test_a_run_that_succeeds_ends_finished_with_source_tags(store):
+    with tracking.run("test", run_name="ok", tags={"model_name": "gru"}) as run:
+        mlflow.log_metric("x", 1.0)
+    finished = store.get_run(run.info.run_id)
+    assert finished.info.status == "FINISHED"
+    assert finished.data.tags["model_name"] == "gru"
+    assert finished.data.tags["git_dirty"] in {"true", "false"}
+
+
+def test_a_run_that_raises_ends_failed(store):
+    with pytest.raises(RuntimeError), tracking.run("test"):
+        raise RuntimeError("boom")
+    assert status_of_only_run(store) == "FAILED"
+
+
+def test_a_run_interrupted_by_ctrl_c_ends_killed(store):
+    with pytest.raises(KeyboardInterrupt), tracking.run("test"):
+        raise KeyboardInterrupt
+    assert status_of_only_run(store) == "KILLED"
+
+
+def test_a_reopened_run_keeps_its_tags_and_ends_finished_again(store):
+    with tracking.run("test", tags={"pipeline_stage": "train"}) as first:
+        pass
+    with tracking.run("test", run_id=first.info.run_id):
+        mlflow.log_metric("test_accuracy", 0.9)
+    reopened = store.get_run(first.info.run_id)
+    assert reopened.info.status == "FINISHED"
+    assert reopened.data.tags["pipeline_stage"] == "train"
+    assert reopened.data.metrics["test_accuracy"] == 0.9
+
+
+def test_an_unusable_store_is_a_tracking_error_naming_it(monkeypatch, tmp_path):
+    (tmp_path / "not-a-folder").write_text("a file where the store's folder should be")
+    uri = f"sqlite:///{tmp_path / 'not-a-folder' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(tracking.TrackingError, match="not-a-folder"), tracking.run("test"):
+        pass
+    mlflow.set_tracking_uri(None)
