@@ -27,6 +27,17 @@ logger = logging.getLogger(__name__)
 # aclImdb/<split>/<pos|neg>/<review id>_<rating>.txt; train/unsup holds unlabeled reviews.
 _REVIEW_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/(\d+_\d+)\.txt$")
 LENGTH_PERCENTILES = (50, 90, 95, 99)
+# The data params that shape the prepared splits: prepare's params in dvc.yaml, and logged
+# with every training run.
+SHAPING_DATA_PARAMS = (
+    "drop_stop_words",
+    "num_words",
+    "maxlen",
+    "padding",
+    "truncating",
+    "val_fraction",
+    "seed",
+)
 
 
 @dataclass(frozen=True)

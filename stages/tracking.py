@@ -106,6 +106,17 @@ def source_tags() -> dict[str, str]:
     return tags
 
 
+def epoch_metrics_callback():
+    """MLflow's Keras callback, logging every epoch's metrics with the epoch as their step."""
+    from mlflow.keras import MlflowCallback  # Imports Keras, hence TensorFlow: only when training.
+
+    callback = MlflowCallback()
+    # Its end-of-validation hook would log the val_* metrics a second time, as validation_*
+    # and without a step.
+    callback.on_test_end = lambda logs=None: None
+    return callback
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
 

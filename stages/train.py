@@ -20,7 +20,7 @@ from stages import paths, plots, tracking
 from stages.cli import StageError, run_stage
 from stages.files import atomic_path, write_json, write_text
 from stages.params import ModelParams, load_params
-from stages.prepare import EncodedSplit, load_split, load_vocabulary
+from stages.prepare import SHAPING_DATA_PARAMS, EncodedSplit, load_split, load_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -149,17 +149,7 @@ def main(argv: list[str]) -> None:
     name = argv[0]
     all_params = load_params(paths.PARAMS_FILE)
     params = all_params.model(name)
-    data_params = all_params.data.model_dump(
-        include={
-            "drop_stop_words",
-            "num_words",
-            "maxlen",
-            "padding",
-            "truncating",
-            "val_fraction",
-            "seed",
-        }
-    )
+    data_params = all_params.data.model_dump(include=set(SHAPING_DATA_PARAMS))
     tags = {"model_name": name, "cell": params.cell, "pipeline_stage": "train"}
     with tracking.run(all_params.mlflow.experiment_name, run_name=name, tags=tags) as run:
         import mlflow
@@ -171,7 +161,7 @@ def main(argv: list[str]) -> None:
             train,
             val,
             len(load_vocabulary(paths.VOCABULARY)),
-            callbacks=[mlflow.keras.MlflowCallback()],
+            callbacks=[tracking.epoch_metrics_callback()],
         )
         logger.info("Trained %s: %s", name, result.summary)
         with atomic_path(paths.model_file(name)) as temporary:

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from stages import paths
+from stages.prepare import SHAPING_DATA_PARAMS
 
 DVC_YAML = yaml.safe_load((paths.PROJECT_ROOT / "dvc.yaml").read_text())
 
@@ -69,3 +70,9 @@ def test_per_model_stages_run_once_per_model_and_declare_that_models_params():
     for name in ("train", "evaluate"):
         assert DVC_YAML["stages"][name]["foreach"] == "${models}"
     assert {"train", "models.${key}"} <= set(DVC_YAML["stages"]["train"]["do"]["params"])
+
+
+def test_prepare_declares_exactly_the_data_params_that_shape_its_outputs():
+    declared = DVC_YAML["stages"]["prepare"]["params"]
+    assert sorted(declared) == sorted(f"data.{name}" for name in SHAPING_DATA_PARAMS)
+    assert set(declared) <= set(DVC_YAML["stages"]["train"]["do"]["params"])

@@ -211,3 +211,21 @@ def test_changing_one_models_units_retrains_only_that_model(project):
     assert len(new_runs) == runs_before + 1
     assert new_runs[0].data.tags["model_name"] == "lstm"
     assert new_runs[0].data.params["units"] == "6"
+
+
+def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(project):
+    # `dvc exp run --temp` runs the stages in a copy under .dvc/tmp/exps, deleted afterwards.
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "lstm with 6 units"], project)
+    run(["dvc", "exp", "run", "--temp", "-n", "wider-gru", "-S", "models.gru.units=5"], project)
+    [gru_run] = [
+        run_ for run_ in training_runs(project) if run_.data.tags.get("dvc_exp_name") == "wider-gru"
+    ]
+    assert gru_run.data.tags["model_name"] == "gru"
+    assert gru_run.data.params["units"] == "5"
+    assert (
+        gru_run.data.tags["dvc_exp_baseline_rev"]
+        == run(["git", "rev-parse", "HEAD"], project).strip()
+    )
+    assert "test_accuracy" in gru_run.data.metrics
+    assert ".dvc/tmp" not in gru_run.info.artifact_uri
