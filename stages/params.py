@@ -97,12 +97,17 @@ class EvaluateParams(_Section):
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+class ReportParams(_Section):
+    registered_model_name: Annotated[str, Field(min_length=1)]
+
+
 class Params(_Section):
     mlflow: MlflowParams
     data: DataParams
     train: TrainParams
     models: dict[str, ModelOverrides]
     evaluate: EvaluateParams
+    report: ReportParams
 
     def model(self, name: str) -> ModelParams:
         """The effective hyperparameters of ``models.<name>``."""

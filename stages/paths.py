@@ -18,6 +18,8 @@ VALIDATION_SPLIT = PREPARED_DIR / "val.npz"
 TEST_SPLIT = PREPARED_DIR / "test.npz"
 # One token a line; a token's id is its line number (0 is padding, 1 out-of-vocabulary).
 VOCABULARY = PREPARED_DIR / "vocabulary.txt"
+# maxlen, padding, truncating, drop_stop_words: with the vocabulary, how to encode a review.
+ENCODING_SETTINGS = PREPARED_DIR / "encoding.json"
 
 REPORTS_DIR = PROJECT_ROOT / "reports"
 DATA_STATS = REPORTS_DIR / "data" / "stats.json"

@@ -18,9 +18,15 @@ import numpy as np
 
 from stages import paths
 from stages.cli import StageError, run_stage
-from stages.files import atomic_path, write_json, write_text
+from stages.files import atomic_path, write_json
 from stages.params import DataParams, load_params
-from stages.text import OUT_OF_VOCABULARY_ID, build_vocabulary, encode, pad, tokenize
+from stages.text import (
+    OUT_OF_VOCABULARY_ID,
+    ReviewEncoder,
+    build_vocabulary,
+    save_encoder,
+    tokenize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +96,10 @@ def split_validation(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     )
 
 
-def _split_stats(tokenized: list[list[str]], encoded: list[list[int]], labels, maxlen) -> dict:
+def _split_stats(tokenized: list[list[str]], vocabulary: frozenset, labels, maxlen) -> dict:
     lengths = np.array([len(review) for review in tokenized])
     total_tokens = max(int(lengths.sum()), 1)
-    out_of_vocabulary = sum(review.count(OUT_OF_VOCABULARY_ID) for review in encoded)
+    out_of_vocabulary = sum(word not in vocabulary for review in tokenized for word in review)
     return {
         "reviews": len(labels),
         "positive_share": round(float(np.mean(labels)), 4),
@@ -108,11 +114,12 @@ def _split_stats(tokenized: list[list[str]], encoded: list[list[int]], labels, m
 
 def prepare(
     raw_splits: dict[str, RawSplit], params: DataParams
-) -> tuple[dict[str, EncodedSplit], list[str], dict]:
+) -> tuple[dict[str, EncodedSplit], ReviewEncoder, dict]:
     """Splits, tokenizes, builds the vocabulary from training reviews only, encodes and pads.
 
     Returns:
-        The ``train``, ``val`` and ``test`` splits, the vocabulary, and statistics per split.
+        The ``train``, ``val`` and ``test`` splits, the encoder that made them (vocabulary
+        included), and statistics per split.
     """
     train_index, val_index = split_validation(
         raw_splits["train"].labels, params.val_fraction, params.seed
@@ -126,18 +133,24 @@ def prepare(
         name: [tokenize(split.texts[i], params.drop_stop_words) for i in index]
         for name, (split, index) in selections.items()
     }
-    vocabulary = build_vocabulary(tokenized["train"], params.num_words)
-    encoded_splits, stats = {}, {"vocabulary_size": len(vocabulary)}
+    encoder = ReviewEncoder(
+        vocabulary=tuple(build_vocabulary(tokenized["train"], params.num_words)),
+        maxlen=params.maxlen,
+        padding=params.padding,
+        truncating=params.truncating,
+        drop_stop_words=params.drop_stop_words,
+    )
+    known_words = frozenset(encoder.vocabulary[OUT_OF_VOCABULARY_ID + 1 :])
+    encoded_splits, stats = {}, {"vocabulary_size": len(encoder.vocabulary)}
     for name, (split, index) in selections.items():
-        encoded = encode(tokenized[name], vocabulary)
         labels = split.labels[index]
         encoded_splits[name] = EncodedSplit(
             ids=np.array([split.ids[i] for i in index]),
-            reviews=pad(encoded, params.maxlen, params.padding, params.truncating),
+            reviews=encoder.encode_tokenized(tokenized[name]),
             labels=labels,
         )
-        stats[name] = _split_stats(tokenized[name], encoded, labels, params.maxlen)
-    return encoded_splits, vocabulary, stats
+        stats[name] = _split_stats(tokenized[name], known_words, labels, params.maxlen)
+    return encoded_splits, encoder, stats
 
 
 def save_split(path: Path, split: EncodedSplit) -> None:
@@ -150,11 +163,6 @@ def load_split(path: Path) -> EncodedSplit:
         return EncodedSplit(arrays["ids"], arrays["reviews"], arrays["labels"])
 
 
-def load_vocabulary(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as file:
-        return file.read().split("\n")[:-1]
-
-
 def main(argv: list[str]) -> None:
     params = load_params(paths.PARAMS_FILE).data
     raw_splits = read_archive(paths.ARCHIVE)
@@ -164,7 +172,7 @@ def main(argv: list[str]) -> None:
         len(raw_splits["test"].texts),
         paths.ARCHIVE.name,
     )
-    splits, vocabulary, stats = prepare(raw_splits, params)
+    splits, encoder, stats = prepare(raw_splits, params)
     for name, path in (
         ("train", paths.TRAIN_SPLIT),
         ("val", paths.VALIDATION_SPLIT),
@@ -172,7 +180,7 @@ def main(argv: list[str]) -> None:
     ):
         save_split(path, splits[name])
         logger.info("Wrote %s: %s reviews of %d tokens", path.name, *splits[name].reviews.shape)
-    write_text(paths.VOCABULARY, "".join(f"{token}\n" for token in vocabulary))
+    save_encoder(encoder, paths.VOCABULARY, paths.ENCODING_SETTINGS)
     write_json(paths.DATA_STATS, stats)
 
 

@@ -61,23 +61,42 @@ def as_markdown(table: pd.DataFrame) -> str:
     )
 
 
+def best_by_validation(table: pd.DataFrame) -> pd.Series:
+    """The row of the model with the best validation accuracy: never chosen on the test set.
+    Ties go to the model listed first in params.yaml."""
+    return table.loc[table["val_accuracy"].idxmax()]
+
+
+def version_tags(best: pd.Series, model: ModelParams) -> dict[str, str]:
+    """Tags of a registered model version: the pipeline's model name, its run, its effective
+    hyperparameters and its test metrics."""
+    metrics = ("test_accuracy", "test_loss", "test_f1", "test_roc_auc")
+    return {
+        "pipeline_model": model.name,
+        "source_run_id": best["mlflow_run_id"],
+        **{f"param_{key}": str(value) for key, value in model.model_dump().items()},
+        **{metric: str(best[metric]) for metric in metrics},
+    }
+
+
 def _read_outputs(names: list[str]) -> tuple[dict, dict, dict]:
     try:
         training = {name: read_json(paths.training_summary(name)) for name in names}
         testing = {name: read_json(paths.evaluation_metrics(name)) for name in names}
-        run_ids = {name: read_json(paths.run_id_file(name))["run_id"] for name in names}
+        runs = {name: read_json(paths.run_id_file(name)) for name in names}
     except FileNotFoundError as error:
         raise StageError(
             f"{error.filename} is missing: run `dvc repro` to train and evaluate every model"
         ) from None
-    return training, testing, run_ids
+    return training, testing, runs
 
 
 def main(argv: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     models = [all_params.model(name) for name in all_params.models]
     names = [model.name for model in models]
-    training, testing, run_ids = _read_outputs(names)
+    training, testing, runs = _read_outputs(names)
+    run_ids = {name: run["run_id"] for name, run in runs.items()}
     table = comparison_table(models, training, testing, run_ids)
 
     tags = {"pipeline_stage": "report", "compared_runs": ",".join(run_ids.values())}
@@ -106,6 +125,34 @@ def main(argv: list[str]) -> None:
         mlflow.log_metrics(
             {f"{row.model}_test_accuracy": row.test_accuracy for row in table.itertuples()}
         )
+        _register_best(all_params.report.registered_model_name, table, runs, all_params)
+
+
+def _register_best(registered_name: str, table: pd.DataFrame, runs: dict, all_params) -> None:
+    import mlflow
+
+    best = best_by_validation(table)
+    version, changed = tracking.promote_if_better(
+        registered_name,
+        runs[best["model"]]["model_uri"],
+        float(best["val_accuracy"]),
+        version_tags(best, all_params.model(best["model"])),
+    )
+    mlflow.set_tags(
+        {
+            "best_model": best["model"],
+            "champion_version": str(version),
+            "champion_changed": str(changed).lower(),
+        }
+    )
+    logger.info(
+        "Best by validation accuracy: %s (%.4f). %s@%s is %s",
+        best["model"],
+        best["val_accuracy"],
+        registered_name,
+        tracking.CHAMPION_ALIAS,
+        f"now version {version}" if changed else f"still version {version}: not beaten",
+    )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from stages.files import read_json, write_json, write_text
 
 PADDING_TOKEN = ""
 OUT_OF_VOCABULARY_TOKEN = "[UNK]"
@@ -116,14 +120,42 @@ def pad(
     )
 
 
-def encode_reviews(
-    reviews: Iterable[str],
-    vocabulary: Sequence[str],
-    maxlen: int,
-    padding: str,
-    truncating: str,
-    drop_stop_words: bool,
-) -> np.ndarray:
-    """Raw reviews to the ``[n, maxlen]`` int32 array a model takes."""
-    tokenized = [tokenize(review, drop_stop_words) for review in reviews]
-    return pad(encode(tokenized, vocabulary), maxlen, padding, truncating)
+@dataclass(frozen=True)
+class ReviewEncoder:
+    """Turns reviews into model input exactly as the prepare stage did: the one preprocessing
+    path of training data, of ``python -m stages.predict`` and of the logged MLflow model."""
+
+    vocabulary: tuple[str, ...]
+    maxlen: int
+    padding: str
+    truncating: str
+    drop_stop_words: bool
+
+    def tokenize(self, reviews: Iterable[str]) -> list[list[str]]:
+        return [tokenize(review, self.drop_stop_words) for review in reviews]
+
+    def encode_tokenized(self, tokenized_reviews: Sequence[Sequence[str]]) -> np.ndarray:
+        return pad(
+            encode(tokenized_reviews, self.vocabulary), self.maxlen, self.padding, self.truncating
+        )
+
+    def encode(self, reviews: Iterable[str]) -> np.ndarray:
+        """Raw reviews to the ``[n, maxlen]`` int32 array a model takes."""
+        return self.encode_tokenized(self.tokenize(reviews))
+
+    def settings(self) -> dict:
+        """Everything but the vocabulary, as saved beside it."""
+        return {name: value for name, value in asdict(self).items() if name != "vocabulary"}
+
+
+def save_encoder(encoder: ReviewEncoder, vocabulary_path: Path, settings_path: Path) -> None:
+    """Writes the vocabulary, one token a line (a token's id is its line number), and the
+    remaining settings as JSON."""
+    write_text(vocabulary_path, "".join(f"{token}\n" for token in encoder.vocabulary))
+    write_json(settings_path, encoder.settings())
+
+
+def load_encoder(vocabulary_path: Path, settings_path: Path) -> ReviewEncoder:
+    with open(vocabulary_path, encoding="utf-8") as file:
+        vocabulary = tuple(file.read().split("\n")[:-1])
+    return ReviewEncoder(vocabulary=vocabulary, **read_json(settings_path))

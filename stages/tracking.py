@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 
 from stages.paths import PROJECT_ROOT
 
@@ -115,6 +116,41 @@ def epoch_metrics_callback():
     # and without a step.
     callback.on_test_end = lambda logs=None: None
     return callback
+
+
+CHAMPION_ALIAS = "champion"
+
+
+def current_champion(registered_name: str):
+    """The model version that has the champion alias, or None."""
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(registered_name, CHAMPION_ALIAS)
+    except MlflowException as error:
+        # No such registered model, or no version with the alias yet.
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def promote_if_better(
+    registered_name: str, model_uri: str, val_accuracy: float, tags: dict[str, str]
+) -> tuple[str | None, bool]:
+    """Registers ``model_uri`` and moves the champion alias to it, if its validation accuracy
+    beats the current champion's; else leaves the registry as it is.
+
+    Returns:
+        The champion's version afterwards (None if there is none) and whether it changed.
+    """
+    champion = current_champion(registered_name)
+    if champion is not None and val_accuracy <= float(champion.tags.get("val_accuracy", "-inf")):
+        return str(champion.version), False
+    version = mlflow.register_model(
+        model_uri, registered_name, tags={**tags, "val_accuracy": str(val_accuracy)}
+    )
+    mlflow.MlflowClient().set_registered_model_alias(
+        registered_name, CHAMPION_ALIAS, version.version
+    )
+    return str(version.version), True
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

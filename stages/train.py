@@ -8,11 +8,10 @@ an MLflow run that the evaluate stage later adds the test metrics to.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
+from pathlib import Path
 
 import pandas as pd
 
@@ -20,7 +19,8 @@ from stages import paths, plots, tracking
 from stages.cli import StageError, run_stage
 from stages.files import atomic_path, write_json, write_text
 from stages.params import ModelParams, load_params
-from stages.prepare import SHAPING_DATA_PARAMS, EncodedSplit, load_split, load_vocabulary
+from stages.prepare import SHAPING_DATA_PARAMS, EncodedSplit, load_split
+from stages.text import load_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -96,37 +96,46 @@ def train_model(
     return TrainingResult(model, history, summary)
 
 
-def _save_keras_flavor(path: str, **kwargs) -> None:
-    import mlflow
+def _log_model(model_file: Path) -> str:
+    """Logs the model with its preprocessing as an MLflow pyfunc model taking raw text.
 
-    # mlflow.keras.save_model writes the input example before it creates the model folder
-    # (mlflow/mlflow#16183, still open in 3.17), so the folder is created first.
-    os.makedirs(path, exist_ok=True)
-    mlflow.keras.save_model(path=path, **kwargs)
-
-
-def _log_model(model, example_reviews) -> None:
-    """Logs the model as an MLflow model whose signature takes int32 token ids."""
+    Returns:
+        The logged model's URI (``models:/m-…``).
+    """
     import keras
     import mlflow
+    import pandas as pd
+    import sklearn
     import tensorflow as tf
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import infer_signature
 
-    example_probabilities = model.predict(example_reviews, verbose=0)
-    Model.log(
-        artifact_path=None,
+    from stages.review_classifier import EXAMPLE_REVIEWS, ReviewClassifier
+
+    artifacts = {
+        "keras_model": str(model_file),
+        "vocabulary": str(paths.VOCABULARY),
+        "encoding": str(paths.ENCODING_SETTINGS),
+    }
+    example = pd.DataFrame({"text": EXAMPLE_REVIEWS})
+    classifier = ReviewClassifier.from_files(*map(Path, artifacts.values()))
+    model_info = mlflow.pyfunc.log_model(
         name="model",
-        flavor=SimpleNamespace(__name__="mlflow.keras", save_model=_save_keras_flavor),
-        model=model,
-        signature=infer_signature(example_reviews, example_probabilities),
-        input_example=example_reviews,
+        python_model=ReviewClassifier(),
+        artifacts=artifacts,
+        # The classifier's code (stages/), so that the model loads outside this project too.
+        code_paths=[str(paths.PROJECT_ROOT / "stages")],
+        signature=infer_signature(example, classifier.predict(None, example)),
+        input_example=example,
         # Listed, not inferred: inference reloads the model in a subprocess, for minutes.
         pip_requirements=[
             f"tensorflow-cpu=={tf.__version__}",
             f"keras=={keras.__version__}",
             f"mlflow=={mlflow.__version__}",
+            f"pandas=={pd.__version__}",
+            f"scikit-learn=={sklearn.__version__}",
         ],
     )
+    return model_info.model_uri
 
 
 def _log_inputs(params: ModelParams, data_params: dict, train, val) -> None:
@@ -160,7 +169,7 @@ def main(argv: list[str]) -> None:
             params,
             train,
             val,
-            len(load_vocabulary(paths.VOCABULARY)),
+            len(load_encoder(paths.VOCABULARY, paths.ENCODING_SETTINGS).vocabulary),
             callbacks=[tracking.epoch_metrics_callback()],
         )
         logger.info("Trained %s: %s", name, result.summary)
@@ -171,10 +180,14 @@ def main(argv: list[str]) -> None:
         mlflow.log_metrics(result.summary)
         mlflow.log_artifact(str(paths.training_history(name)))
         mlflow.log_figure(plots.learning_curves({name: result.history}), "learning_curves.png")
-        _log_model(result.model, val.reviews[:5])
+        model_uri = _log_model(paths.model_file(name))
         write_json(
             paths.run_id_file(name),
-            {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id},
+            {
+                "run_id": run.info.run_id,
+                "experiment_id": run.info.experiment_id,
+                "model_uri": model_uri,
+            },
         )
 
 

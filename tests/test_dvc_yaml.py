@@ -30,6 +30,7 @@ def test_download_and_prepare_outputs_match_paths():
         paths.VALIDATION_SPLIT,
         paths.TEST_SPLIT,
         paths.VOCABULARY,
+        paths.ENCODING_SETTINGS,
         paths.DATA_STATS,
     }
 

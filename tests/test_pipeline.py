@@ -9,12 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import mlflow
-import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -24,6 +29,8 @@ pytestmark = pytest.mark.e2e
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("simplernn", "lstm", "gru")
+POSITIVE_REVIEW = "A wonderful, moving film: superb actor, brilliant story. Loved it!"
+NEGATIVE_REVIEW = "An awful, boring film: terrible plot, dull ending. A waste, hated it."
 
 TINY_PARAMS = {
     "data": {"num_words": 100, "maxlen": 24, "val_fraction": 0.2},
@@ -46,8 +53,8 @@ TINY_PARAMS = {
 }
 
 
-def run(command: list[str], cwd: Path) -> str:
-    """Runs a command in the copy with the test's Python first on PATH; returns its output."""
+def environment() -> dict[str, str]:
+    """The user's environment, with the test's Python first on PATH and no MLflow settings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(
@@ -56,9 +63,17 @@ def run(command: list[str], cwd: Path) -> str:
         GIT_COMMITTER_NAME="test",
         GIT_COMMITTER_EMAIL="test@example.com",
     )
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    return env
+
+
+def run(command: list[str], cwd: Path, expect_failure: bool = False) -> str:
+    """Runs a command in the copy; returns its output, and checks that it succeeded (or not)."""
+    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-6000:]}"
+    failed = result.returncode != 0
+    assert failed == expect_failure, (
+        f"{' '.join(command)} exit {result.returncode}:\n{output[-6000:]}"
+    )
     return output
 
 
@@ -176,7 +191,7 @@ def test_mlflow_records_training_and_test_metrics_in_one_run_per_model(project):
         assert recorded["run_id"] == run_.info.run_id
 
 
-def test_each_run_logs_a_loadable_model_that_takes_token_ids(project):
+def test_each_run_logs_a_model_that_takes_raw_text(project):
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     run_ = next(r for r in training_runs(project) if r.data.tags["model_name"] == "gru")
     [logged] = mlflow.search_logged_models(
@@ -186,9 +201,108 @@ def test_each_run_logs_a_loadable_model_that_takes_token_ids(project):
     )
     assert logged.artifact_location.startswith((project / "mlartifacts").as_uri())
     model = mlflow.pyfunc.load_model(logged.model_uri)
-    assert model.metadata.get_input_schema().inputs[0].type.name == "int32"
-    with np.load(project / "data/prepared/test.npz") as prepared:
-        assert model.predict(prepared["reviews"][:4]).shape == (4, 1)
+    [column] = model.metadata.get_input_schema().inputs
+    assert (column.name, column.type.name) == ("text", "string")
+    predictions = model.predict(pd.DataFrame({"text": [POSITIVE_REVIEW, NEGATIVE_REVIEW]}))
+    assert list(predictions.columns) == ["probability", "label"]
+    assert predictions["probability"][0] > predictions["probability"][1]
+
+
+def test_the_champion_is_the_best_model_by_validation_accuracy(project):
+    client = tracking_client(project)
+    champion = client.get_model_version_by_alias("imdb-sentiment", "champion")
+    comparison = pd.read_csv(project / "reports/comparison.csv")
+    best = comparison.loc[comparison["val_accuracy"].idxmax()]
+    assert champion.tags["pipeline_model"] == best["model"]
+    assert champion.tags["source_run_id"] == best["mlflow_run_id"]
+    assert float(champion.tags["test_accuracy"]) == best["test_accuracy"]
+
+
+def test_predict_cli_scores_reviews_with_every_trained_model(project):
+    output = run(
+        ["python", "-m", "stages.predict", "--json", POSITIVE_REVIEW, NEGATIVE_REVIEW], project
+    )
+    positive, negative = (json.loads(line) for line in output.splitlines() if line.startswith("{"))
+    assert set(positive["predictions"]) == set(MODELS)
+    for name in MODELS:
+        assert positive["predictions"][name]["label"] == "positive"
+        assert negative["predictions"][name]["label"] == "negative"
+
+
+def test_predict_cli_explains_what_it_cannot_do(project):
+    unknown = run(["python", "-m", "stages.predict", "--model", "bert", "Fine."], project, True)
+    assert "model 'bert' is not in params.yaml's models; trained models: simplernn" in unknown
+    reviews = project.parent / "reviews.txt"
+    reviews.write_bytes(b"great superb film\n\xff\xfe broken\n")
+    mixed = run(["python", "-m", "stages.predict", "--file", str(reviews)], project, True)
+    assert "reviews.txt:2: not valid UTF-8" in mixed
+    assert "1 of 2 reviews not classified" in mixed
+    assert "positive" in mixed  # The good line was still classified.
+    assert "Traceback" not in unknown + mixed
+
+
+def test_mlflow_models_serve_answers_raw_reviews_with_the_champion(project):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**environment(), "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    command = [
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/imdb-sentiment@champion",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    server = subprocess.Popen(
+        command,
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}/ping", server, timeout_seconds=180)
+        body = {"dataframe_records": [{"text": POSITIVE_REVIEW}, {"text": NEGATIVE_REVIEW}]}
+        answer = _post_json(f"http://127.0.0.1:{port}/invocations", body)
+        positive, negative = answer["predictions"]
+        assert positive["probability"] > negative["probability"]
+        with pytest.raises(urllib.error.HTTPError) as error:
+            _post_json(
+                f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"text": "   "}]}
+            )
+        assert error.value.code == 400
+        assert "empty" in error.value.read().decode()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, timeout_seconds: float) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow models serve exited: {server.stderr.read().decode()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"mlflow models serve did not answer {url} within {timeout_seconds} s")
+
+
+def _post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
 
 
 def test_the_report_is_a_run_that_names_the_runs_it_compares(project):
@@ -211,6 +325,21 @@ def test_changing_one_models_units_retrains_only_that_model(project):
     assert len(new_runs) == runs_before + 1
     assert new_runs[0].data.tags["model_name"] == "lstm"
     assert new_runs[0].data.params["units"] == "6"
+
+
+def test_the_champion_moves_only_to_a_better_model(project):
+    # Runs after the units change above: the report has seen a retrained lstm.
+    client = tracking_client(project)
+    versions = client.search_model_versions("name = 'imdb-sentiment'")
+    champion = client.get_model_version_by_alias("imdb-sentiment", "champion")
+    best_val_accuracy = max(float(version.tags["val_accuracy"]) for version in versions)
+    assert float(champion.tags["val_accuracy"]) == best_val_accuracy
+    accuracies = [
+        float(version.tags["val_accuracy"])
+        for version in sorted(versions, key=lambda version: int(version.version))
+    ]
+    # A version is registered only when it beats every earlier one.
+    assert accuracies == sorted(accuracies) and len(set(accuracies)) == len(accuracies)
 
 
 def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(project):

@@ -7,7 +7,7 @@ from stages.cli import StageError
 from stages.params import load_params
 from stages.paths import PARAMS_FILE
 from stages.prepare import RawSplit, prepare, read_archive, split_validation
-from stages.text import tokenize
+from stages.text import load_encoder, save_encoder, tokenize
 from tests.conftest import REAL_ARCHIVE
 
 
@@ -55,7 +55,8 @@ def test_prepare_builds_the_vocabulary_from_training_reviews_only(data_params):
             ["test/pos/0", "test/neg/0"], ["testword good", "bad"], np.array([1, 0], dtype=np.int8)
         ),
     }
-    splits, vocabulary, stats = prepare(raw, data_params)
+    splits, encoder, stats = prepare(raw, data_params)
+    vocabulary = encoder.vocabulary
     assert "testword" not in vocabulary
     val_words = {
         word
@@ -71,8 +72,8 @@ def test_prepare_builds_the_vocabulary_from_training_reviews_only(data_params):
 
 def test_prepare_pads_every_split_to_maxlen_and_reports_truncation(tiny_archive, data_params):
     data_params = data_params.model_copy(update={"num_words": 10})
-    splits, vocabulary, stats = prepare(read_archive(tiny_archive[0]), data_params)
-    assert len(vocabulary) == 10
+    splits, encoder, stats = prepare(read_archive(tiny_archive[0]), data_params)
+    assert len(encoder.vocabulary) == 10
     for name, split in splits.items():
         assert split.reviews.shape == (len(split.labels), 12)
         assert split.reviews.dtype == np.int32
@@ -88,3 +89,20 @@ def test_real_archive_has_25000_balanced_reviews_per_split():
     for split in splits.values():
         assert len(split.texts) == 25_000
         assert split.labels.sum() == 12_500
+
+
+def test_a_review_encoded_at_predict_time_equals_its_prepared_encoding(
+    tiny_archive, data_params, tmp_path
+):
+    raw = read_archive(tiny_archive[0])
+    splits, encoder, _ = prepare(raw, data_params)
+    save_encoder(encoder, tmp_path / "vocabulary.txt", tmp_path / "encoding.json")
+    reloaded = load_encoder(tmp_path / "vocabulary.txt", tmp_path / "encoding.json")
+    texts_by_id = {
+        review_id: text
+        for split in raw.values()
+        for review_id, text in zip(split.ids, split.texts, strict=True)
+    }
+    for name in ("val", "test"):
+        texts = [texts_by_id[review_id] for review_id in splits[name].ids]
+        np.testing.assert_array_equal(reloaded.encode(texts), splits[name].reviews)

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from stages.text import build_vocabulary, encode, encode_reviews, pad, tokenize
+from stages.text import (
+    ReviewEncoder,
+    build_vocabulary,
+    encode,
+    load_encoder,
+    pad,
+    save_encoder,
+    tokenize,
+)
 
 
 def test_tokenize_lowercases_and_drops_html_breaks_and_punctuation():
@@ -56,10 +64,16 @@ def test_pad_follows_keras_pad_sequences_semantics(padding, truncating, expected
     np.testing.assert_array_equal(padded, expected)
 
 
-def test_encode_reviews_gives_fixed_length_int_arrays():
-    vocabulary = ["", "[UNK]", "good", "film"]
-    encoded = encode_reviews(["Good film, good!", ""], vocabulary, 3, "pre", "pre", False)
-    np.testing.assert_array_equal(encoded, [[2, 3, 2], [0, 0, 0]])
+def test_encoder_turns_raw_reviews_into_fixed_length_int_arrays():
+    encoder = ReviewEncoder(("", "[UNK]", "good", "film"), 3, "pre", "pre", drop_stop_words=True)
+    encoded = encoder.encode(["Good film, the good!", "", "the unknown film"])
+    np.testing.assert_array_equal(encoded, [[2, 3, 2], [0, 0, 0], [0, 1, 3]])
+
+
+def test_encoder_survives_saving_and_loading(tmp_path):
+    encoder = ReviewEncoder(("", "[UNK]", "don't", "film"), 7, "post", "pre", False)
+    save_encoder(encoder, tmp_path / "vocabulary.txt", tmp_path / "encoding.json")
+    assert load_encoder(tmp_path / "vocabulary.txt", tmp_path / "encoding.json") == encoder
 
 
 def test_dropping_stop_words_keeps_negations_and_degree_words():

@@ -73,3 +73,25 @@ def test_an_unusable_store_is_a_tracking_error_naming_it(monkeypatch, tmp_path):
     with pytest.raises(tracking.TrackingError, match="not-a-folder"), tracking.run("test"):
         pass
     mlflow.set_tracking_uri(None)
+
+
+class _Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def _logged_model_uri() -> str:
+    with mlflow.start_run():
+        return mlflow.pyfunc.log_model(name="model", python_model=_Constant()).model_uri
+
+
+def test_the_champion_alias_moves_only_to_a_better_validation_accuracy(store):
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    first, worse, better = (_logged_model_uri() for _ in range(3))
+    assert tracking.promote_if_better("clf", first, 0.85, {"pipeline_model": "lstm"}) == ("1", True)
+    assert tracking.promote_if_better("clf", worse, 0.84, {}) == ("1", False)
+    assert tracking.promote_if_better("clf", worse, 0.85, {}) == ("1", False)
+    assert tracking.promote_if_better("clf", better, 0.86, {}) == ("2", True)
+    champion = store.get_model_version_by_alias("clf", "champion")
+    assert (str(champion.version), champion.tags["val_accuracy"]) == ("2", "0.86")
+    assert len(store.search_model_versions("name = 'clf'")) == 2

@@ -1,0 +1,201 @@
+"""Classify raw reviews with the trained models: ``python -m stages.predict``.
+
+    python -m stages.predict "A moving, beautifully acted film."   # every trained model
+    python -m stages.predict --model lstm "Dull." "Great fun!"      # one model; repeatable
+    python -m stages.predict --file reviews.txt                     # one review a line; - is stdin
+    python -m stages.predict --file reviews.jsonl                   # JSON lines with a "text" key
+    python -m stages.predict --json ...                             # JSON lines out
+
+It uses the pipeline's current outputs (models/<name>/model.keras and the vocabulary in
+data/prepared/), through the same preprocessing as training. A review that cannot be classified
+(empty, not UTF-8, not JSON) is reported by its line and skipped; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from stages import paths
+from stages.cli import StageError, run_stage
+from stages.params import load_params
+
+logger = logging.getLogger(__name__)
+
+_PREVIEW_CHARACTERS = 60
+
+
+@dataclass(frozen=True)
+class Review:
+    """A review to classify, or why it cannot be: ``source`` says where it came from."""
+
+    source: str
+    text: str | None = None
+    error: str | None = None
+
+
+def parse_lines(data: bytes, jsonl: bool, name: str) -> list[Review]:
+    """Reviews from a file's bytes: one a line, or JSON lines with a ``text`` key.
+
+    Blank lines separate nothing and are skipped.
+    """
+    reviews = []
+    for number, raw_line in enumerate(data.split(b"\n"), start=1):
+        source = f"{name}:{number}"
+        try:
+            line = raw_line.decode("utf-8").strip()
+        except UnicodeDecodeError as error:
+            reviews.append(
+                Review(
+                    source,
+                    error=f"not valid UTF-8 ({error.reason} at byte "
+                    f"{error.start}, 0x{raw_line[error.start]:02x})",
+                )
+            )
+            continue
+        if not line:
+            continue
+        if not jsonl:
+            reviews.append(Review(source, text=line))
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            reviews.append(Review(source, error=f"not valid JSON ({error.msg})"))
+            continue
+        text = record.get("text") if isinstance(record, dict) else None
+        if isinstance(text, str):
+            reviews.append(Review(source, text=text))
+        else:
+            reviews.append(Review(source, error='expected a JSON object with a "text" string'))
+    return reviews
+
+
+def check_texts(reviews: list[Review]) -> list[Review]:
+    """Marks reviews with no text to classify (empty or whitespace only) as errors."""
+    return [
+        Review(review.source, error="empty review: there is nothing to classify")
+        if review.text is not None and not review.text.strip()
+        else review
+        for review in reviews
+    ]
+
+
+def predictions_table(texts: list[str], predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per review: a preview of its text, then each model's probability and label."""
+    table = pd.DataFrame({"review": [_preview(text) for text in texts]})
+    for name, prediction in predictions.items():
+        table[name] = [
+            f"{probability:.3f} {label}"
+            for probability, label in zip(
+                prediction["probability"], prediction["label"], strict=True
+            )
+        ]
+    return table
+
+
+def _preview(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _PREVIEW_CHARACTERS else text[: _PREVIEW_CHARACTERS - 1] + "…"
+
+
+def _parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.predict",
+        description="Classify movie reviews with the pipeline's trained models.",
+    )
+    parser.add_argument("reviews", nargs="*", help="review texts (or use --file)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="a model of params.yaml's models (repeatable; default: all trained)",
+    )
+    parser.add_argument(
+        "--file",
+        help="one review a line, or JSON lines if it ends in .jsonl; - reads standard input",
+    )
+    parser.add_argument("--jsonl", action="store_true", help="read --file as JSON lines")
+    parser.add_argument("--json", action="store_true", help="write JSON lines")
+    arguments = parser.parse_args(argv)
+    if bool(arguments.reviews) == bool(arguments.file):
+        parser.error("give review texts or --file, not both or neither")
+    return arguments
+
+
+def _read_reviews(arguments: argparse.Namespace) -> list[Review]:
+    if not arguments.file:
+        return [Review(f"argument {i}", text=text) for i, text in enumerate(arguments.reviews, 1)]
+    jsonl = arguments.jsonl or arguments.file.endswith(".jsonl")
+    if arguments.file == "-":
+        return parse_lines(sys.stdin.buffer.read(), jsonl, "stdin")
+    try:
+        return parse_lines(Path(arguments.file).read_bytes(), jsonl, arguments.file)
+    except OSError as error:
+        raise StageError(f"cannot read {arguments.file}: {error.strerror}") from None
+
+
+def _trained_models(requested: list[str] | None) -> list[str]:
+    known = list(load_params(paths.PARAMS_FILE).models)
+    trained = [name for name in known if paths.model_file(name).is_file()]
+    for name in requested or []:
+        if name not in trained:
+            why = "is not in params.yaml's models" if name not in known else "is not trained yet"
+            raise StageError(
+                f"model {name!r} {why}; trained models: {', '.join(trained) or 'none'} "
+                "(run `dvc repro` to train the models of params.yaml)"
+            )
+    if not trained:
+        raise StageError("no trained model: run `dvc repro` first")
+    return requested or trained
+
+
+def main(argv: list[str]) -> None:
+    arguments = _parse_arguments(argv)
+    names = _trained_models(arguments.models)
+    reviews = check_texts(_read_reviews(arguments))
+    for review in reviews:
+        if review.error:
+            logger.error("%s: %s", review.source, review.error)
+    good = [review for review in reviews if review.error is None]
+    if good:
+        from stages.review_classifier import ReviewClassifier  # Loads TensorFlow: seconds.
+
+        texts = pd.DataFrame({"text": [review.text for review in good]})
+        predictions = {
+            name: ReviewClassifier.from_files(
+                paths.model_file(name), paths.VOCABULARY, paths.ENCODING_SETTINGS
+            ).predict(None, texts)
+            for name in names
+        }
+        _write(good, predictions, arguments.json)
+    if len(good) < len(reviews):
+        raise StageError(f"{len(reviews) - len(good)} of {len(reviews)} reviews not classified")
+
+
+def _write(reviews: list[Review], predictions: dict[str, pd.DataFrame], as_json: bool) -> None:
+    if not as_json:
+        table = predictions_table([review.text for review in reviews], predictions)
+        sys.stdout.write(table.to_string(index=False) + "\n")
+        return
+    for row, review in enumerate(reviews):
+        record = {
+            "source": review.source,
+            "text": review.text,
+            "predictions": {
+                name: {"probability": float(p["probability"][row]), "label": p["label"][row]}
+                for name, p in predictions.items()
+            },
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main))
