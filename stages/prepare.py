@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import tarfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -62,24 +63,71 @@ class EncodedSplit:
     labels: np.ndarray
 
 
-def read_archive(archive: Path) -> dict[str, RawSplit]:
-    """Reads the labeled train and test reviews from the aclImdb tarball, in a stable order."""
-    found: dict[str, list[tuple[str, str, int]]] = {"train": [], "test": []}
-    with tarfile.open(archive, mode="r:gz") as tar:
-        for member in tar:
-            match = _REVIEW_MEMBER.match(member.name)
-            if not (match and member.isfile()):
-                continue
-            split, label, review_id = match.groups()
-            text = tar.extractfile(member).read().decode("utf-8")
-            found[split].append((f"{split}/{label}/{review_id}", text, int(label == "pos")))
-    for split, reviews in found.items():
-        if not reviews:
-            raise StageError(
-                f"{archive} has no reviews under aclImdb/{split}/pos or aclImdb/{split}/neg: "
-                "is it the IMDB archive? Check data.url and data.sha256 in params.yaml."
-            )
-    return {split: _as_raw_split(sorted(reviews)) for split, reviews in found.items()}
+def _escapes(name: str) -> bool:
+    """Whether a member's path would land outside the folder it is extracted to."""
+    return name.startswith("/") or ".." in PurePosixPath(name).parts
+
+
+def read_archive(archive: Path) -> tuple[dict[str, RawSplit], dict[str, int]]:
+    """Reads the labeled train and test reviews from the aclImdb tarball, in a stable order.
+
+    Nothing is extracted. Reviews that are not valid UTF-8 are kept, with the bad bytes
+    replaced; empty reviews, and members whose path would escape the archive's folder, are
+    skipped. Each is counted.
+
+    Returns:
+        The ``train`` and ``test`` reviews, and the counts of what was replaced or skipped.
+
+    Raises:
+        StageError: The file is not a gzipped tar, is cut short, or lacks a label folder.
+    """
+    found: dict[tuple[str, str], list[tuple[str, str, int]]] = {
+        (split, label): [] for split in ("train", "test") for label in ("pos", "neg")
+    }
+    counts = {"reviews_not_utf8": 0, "empty_reviews_skipped": 0, "unsafe_members_skipped": 0}
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for member in tar:
+                if _escapes(member.name):
+                    counts["unsafe_members_skipped"] += 1
+                    continue
+                match = _REVIEW_MEMBER.match(member.name)
+                if not (match and member.isfile()):
+                    continue
+                split, label, review_id = match.groups()
+                data = tar.extractfile(member).read()
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = data.decode("utf-8", errors="replace")
+                    counts["reviews_not_utf8"] += 1
+                if not text.strip():
+                    counts["empty_reviews_skipped"] += 1
+                    continue
+                found[split, label].append(
+                    (f"{split}/{label}/{review_id}", text, int(label == "pos"))
+                )
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        raise StageError(
+            f"{archive} is not a readable gzipped tar archive ({error}): it is corrupt, cut "
+            "short or another kind of file. Delete it and run `dvc repro` to download it again."
+        ) from None
+    missing = [
+        f"aclImdb/{split}/{label}/" for (split, label), reviews in found.items() if not reviews
+    ]
+    if missing:
+        raise StageError(
+            f"{archive} has no reviews in {', '.join(missing)}: is it the IMDB archive? "
+            "Check data.url and data.sha256 (or data.local_copy) in params.yaml."
+        )
+    for name, count in counts.items():
+        if count:
+            logger.warning("%s: %d %s", archive.name, count, name.replace("_", " "))
+    splits = {
+        split: _as_raw_split(sorted(found[split, "neg"] + found[split, "pos"]))
+        for split in ("train", "test")
+    }
+    return splits, counts
 
 
 def _as_raw_split(reviews: list[tuple[str, str, int]]) -> RawSplit:
@@ -165,7 +213,7 @@ def load_split(path: Path) -> EncodedSplit:
 
 def main(argv: list[str]) -> None:
     params = load_params(paths.PARAMS_FILE).data
-    raw_splits = read_archive(paths.ARCHIVE)
+    raw_splits, archive_counts = read_archive(paths.ARCHIVE)
     logger.info(
         "Read %d train and %d test reviews from %s",
         len(raw_splits["train"].texts),
@@ -181,7 +229,7 @@ def main(argv: list[str]) -> None:
         save_split(path, splits[name])
         logger.info("Wrote %s: %s reviews of %d tokens", path.name, *splits[name].reviews.shape)
     save_encoder(encoder, paths.VOCABULARY, paths.ENCODING_SETTINGS)
-    write_json(paths.DATA_STATS, stats)
+    write_json(paths.DATA_STATS, {**stats, "archive": archive_counts})
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def synthetic_review(rng: random.Random, positive: bool, length: int = 40) -> st
 def write_archive(path: Path, reviews_per_label: int, seed: int = 0, extra: dict | None = None):
     """Writes an aclImdb-layout tarball; returns its sha256.
 
-    ``extra`` maps more member names to their text (an unlabeled review, say).
+    ``extra`` maps more member names to their text or bytes (an unlabeled review, say).
     """
     rng = random.Random(seed)
     members = {"aclImdb/README": "synthetic", "aclImdb/imdb.vocab": "the\nfilm\n"}
@@ -63,7 +63,7 @@ def write_archive(path: Path, reviews_per_label: int, seed: int = 0, extra: dict
     members.update(extra or {})
     with tarfile.open(path, "w:gz") as tar:
         for name, text in members.items():
-            data = text.encode("utf-8")
+            data = text if isinstance(text, bytes) else text.encode("utf-8")
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

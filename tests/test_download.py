@@ -1,4 +1,14 @@
 import hashlib
+import http.server
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -43,3 +53,123 @@ def test_paths_and_file_urls_name_the_same_file(tmp_path):
     assert local_path((tmp_path / "a b.tar.gz").as_uri(), tmp_path) == tmp_path / "a b.tar.gz"
     assert as_url("https://example.org/a.tar.gz", tmp_path) == "https://example.org/a.tar.gz"
     assert as_url("a.tar.gz", tmp_path) == (tmp_path / "a.tar.gz").as_uri()
+
+
+class _ArchiveServer(http.server.BaseHTTPRequestHandler):
+    """Serves ``body`` at /ok, and the ways a download goes wrong at other paths."""
+
+    body = b""
+    requests: ClassVar[list[str]] = []
+    failures_before_success = 2
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        if self.path == "/missing":
+            self.send_error(404, "Not Found")
+        elif (
+            self.path == "/flaky" and self.requests.count("/flaky") <= self.failures_before_success
+        ):
+            self.send_error(503, "Service Unavailable")
+        elif self.path in ("/ok", "/flaky"):
+            self._send(self.body)
+        elif self.path == "/cut":
+            self._send(self.body[: len(self.body) // 2], length=len(self.body))
+        elif self.path == "/slow":
+            self._send_slowly(self.body * 10)
+
+    def _send(self, data: bytes, length: int | None = None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(length or len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_slowly(self, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for start in range(0, len(data), 1024):
+            self.wfile.write(data[start : start + 1024])
+            self.wfile.flush()
+            time.sleep(0.05)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tiny_archive):
+    archive, _ = tiny_archive
+    _ArchiveServer.body = archive.read_bytes()
+    _ArchiveServer.requests = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ArchiveServer)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_an_http_download_is_verified_and_written(server, tiny_archive, tmp_path):
+    fetch(f"{server}/ok", tmp_path / "out" / "a.tar.gz", tiny_archive[1], retry_delays=())
+    assert (tmp_path / "out" / "a.tar.gz").read_bytes() == tiny_archive[0].read_bytes()
+
+
+def test_server_errors_are_retried_until_the_download_succeeds(server, tiny_archive, tmp_path):
+    fetch(f"{server}/flaky", tmp_path / "out" / "a.tar.gz", tiny_archive[1], retry_delays=(0, 0, 0))
+    assert _ArchiveServer.requests == ["/flaky"] * 3
+    assert (tmp_path / "out" / "a.tar.gz").is_file()
+
+
+def test_a_missing_file_is_not_retried_and_its_status_is_named(server, tmp_path):
+    with pytest.raises(StageError, match=r"answered HTTP 404 Not Found: check data.url"):
+        fetch(f"{server}/missing", tmp_path / "out" / "a.tar.gz", "0" * 64, retry_delays=(0, 0))
+    assert _ArchiveServer.requests == ["/missing"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_cut_short_transfer_is_retried_then_reported_and_leaves_no_file(server, tmp_path):
+    with pytest.raises(StageError, match=r"cannot download .*/cut: .*cut short"):
+        fetch(f"{server}/cut", tmp_path / "out" / "a.tar.gz", "0" * 64, retry_delays=(0, 0))
+    assert _ArchiveServer.requests == ["/cut"] * 3
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_unreachable_host_is_retried_a_bounded_number_of_times(tmp_path):
+    with socket.socket() as probe:  # A port that nothing listens on.
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/aclImdb_v1.tar.gz"
+    started = time.monotonic()
+    with pytest.raises(StageError, match=rf"cannot download {url}: .*data.local_copy"):
+        fetch(url, tmp_path / "out" / "a.tar.gz", "0" * 64, retry_delays=(0.1, 0.1))
+    assert time.monotonic() - started < 10
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_too_little_disk_space_is_an_error_before_downloading(
+    server, tiny_archive, tmp_path, monkeypatch
+):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=50_000_000))
+    with pytest.raises(StageError, match=r"not enough disk space .* only 50 MB are free"):
+        fetch(f"{server}/ok", tmp_path / "out" / "a.tar.gz", tiny_archive[1], retry_delays=())
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_interrupted_download_leaves_no_partial_file(server, tiny_archive, tmp_path):
+    destination = tmp_path / "out" / "a.tar.gz"
+    code = (
+        "import sys; from pathlib import Path; from stages.download import fetch; "
+        "fetch(sys.argv[1], Path(sys.argv[2]), sys.argv[3])"
+    )
+    downloader = subprocess.Popen(
+        [sys.executable, "-c", code, f"{server}/slow", str(destination), tiny_archive[1]],
+        cwd=Path(__file__).resolve().parents[1],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not any(path.stat().st_size for path in destination.parent.glob("*")):
+        assert time.monotonic() < deadline, "the download did not start"
+        time.sleep(0.05)
+    downloader.send_signal(signal.SIGINT)  # What Ctrl-C sends.
+    assert downloader.wait(timeout=30) != 0
+    assert b"KeyboardInterrupt" in downloader.stderr.read()
+    assert list(destination.parent.iterdir()) == []

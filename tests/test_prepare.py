@@ -8,7 +8,7 @@ from stages.params import load_params
 from stages.paths import PARAMS_FILE
 from stages.prepare import RawSplit, prepare, read_archive, split_validation
 from stages.text import load_encoder, save_encoder, tokenize
-from tests.conftest import REAL_ARCHIVE
+from tests.conftest import REAL_ARCHIVE, write_archive
 
 
 @pytest.fixture
@@ -18,7 +18,12 @@ def data_params():
 
 
 def test_read_archive_reads_labeled_reviews_and_skips_unlabeled_ones(tiny_archive):
-    splits = read_archive(tiny_archive[0])
+    splits, counts = read_archive(tiny_archive[0])
+    assert counts == {
+        "reviews_not_utf8": 0,
+        "empty_reviews_skipped": 0,
+        "unsafe_members_skipped": 0,
+    }
     assert sorted(splits) == ["test", "train"]
     for split in splits.values():
         assert len(split.texts) == len(split.ids) == 120
@@ -31,7 +36,9 @@ def test_read_archive_without_a_test_split_says_what_is_missing(tmp_path):
     archive = tmp_path / "no_test.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(__file__, arcname="aclImdb/train/pos/0_9.txt")
-    with pytest.raises(StageError, match="no reviews under aclImdb/test/pos or aclImdb/test/neg"):
+    with pytest.raises(
+        StageError, match="no reviews in aclImdb/train/neg/, aclImdb/test/pos/, aclImdb/test/neg/"
+    ):
         read_archive(archive)
 
 
@@ -72,7 +79,7 @@ def test_prepare_builds_the_vocabulary_from_training_reviews_only(data_params):
 
 def test_prepare_pads_every_split_to_maxlen_and_reports_truncation(tiny_archive, data_params):
     data_params = data_params.model_copy(update={"num_words": 10})
-    splits, encoder, stats = prepare(read_archive(tiny_archive[0]), data_params)
+    splits, encoder, stats = prepare(read_archive(tiny_archive[0])[0], data_params)
     assert len(encoder.vocabulary) == 10
     for name, split in splits.items():
         assert split.reviews.shape == (len(split.labels), 12)
@@ -85,7 +92,8 @@ def test_prepare_pads_every_split_to_maxlen_and_reports_truncation(tiny_archive,
 @pytest.mark.real_data
 @pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason=f"{REAL_ARCHIVE} is not on this machine")
 def test_real_archive_has_25000_balanced_reviews_per_split():
-    splits = read_archive(REAL_ARCHIVE)
+    splits, counts = read_archive(REAL_ARCHIVE)
+    assert counts == dict.fromkeys(counts, 0)
     for split in splits.values():
         assert len(split.texts) == 25_000
         assert split.labels.sum() == 12_500
@@ -94,7 +102,7 @@ def test_real_archive_has_25000_balanced_reviews_per_split():
 def test_a_review_encoded_at_predict_time_equals_its_prepared_encoding(
     tiny_archive, data_params, tmp_path
 ):
-    raw = read_archive(tiny_archive[0])
+    raw, _ = read_archive(tiny_archive[0])
     splits, encoder, _ = prepare(raw, data_params)
     save_encoder(encoder, tmp_path / "vocabulary.txt", tmp_path / "encoding.json")
     reloaded = load_encoder(tmp_path / "vocabulary.txt", tmp_path / "encoding.json")
@@ -106,3 +114,40 @@ def test_a_review_encoded_at_predict_time_equals_its_prepared_encoding(
     for name in ("val", "test"):
         texts = [texts_by_id[review_id] for review_id in splits[name].ids]
         np.testing.assert_array_equal(reloaded.encode(texts), splits[name].reviews)
+
+
+def test_a_file_that_is_not_a_gzipped_tar_is_a_clear_error(tmp_path):
+    not_an_archive = tmp_path / "aclImdb.tar.gz"
+    not_an_archive.write_text("<html>Service Unavailable</html>")
+    with pytest.raises(StageError, match="is not a readable gzipped tar archive .* download it"):
+        read_archive(not_an_archive)
+
+
+def test_an_archive_cut_short_is_a_clear_error(tiny_archive, tmp_path):
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(tiny_archive[0].read_bytes()[:5000])
+    with pytest.raises(StageError, match="is not a readable gzipped tar archive"):
+        read_archive(cut)
+
+
+def test_odd_members_are_counted_and_handled(tmp_path):
+    archive = tmp_path / "odd.tar.gz"
+    write_archive(
+        archive,
+        reviews_per_label=3,
+        extra={
+            "aclImdb/train/pos/100_9.txt": "  \n",
+            "aclImdb/train/neg/101_1.txt": b"caf\xe9 was awful",
+            "../../etc/evil.txt": "escape",
+            "aclImdb/../../train/pos/102_8.txt": "escape",
+        },
+    )
+    splits, counts = read_archive(archive)
+    assert counts == {
+        "reviews_not_utf8": 1,
+        "empty_reviews_skipped": 1,
+        "unsafe_members_skipped": 2,
+    }
+    assert len(splits["train"].ids) == 7  # 6 ordinary reviews and the one not in UTF-8.
+    not_utf8 = splits["train"].texts[splits["train"].ids.index("train/neg/101_1")]
+    assert not_utf8 == "caf\ufffd was awful"
