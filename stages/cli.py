@@ -7,8 +7,10 @@ import os
 import sys
 from collections.abc import Callable
 
+from mlflow.exceptions import MlflowException
+
 from stages.params import ParamsError
-from stages.tracking import TrackingError
+from stages.tracking import TrackingError, tracking_uri
 
 logger = logging.getLogger("stages")
 
@@ -34,6 +36,11 @@ def run_stage(main: Callable[[list[str]], None]) -> int:
         main(sys.argv[1:])
     except (ParamsError, TrackingError, StageError) as error:
         logger.error("%s", error)
+        return 1
+    except MlflowException as error:
+        # Mostly a tracking store or server that failed mid-stage; the traceback is for DEBUG.
+        logger.debug("MLflow error", exc_info=True)
+        logger.error("MLflow failed (%s): %s", tracking_uri(), error.message)
         return 1
     except KeyboardInterrupt:
         logger.error("interrupted; the stage's outputs were left as they were")

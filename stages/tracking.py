@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,6 +159,67 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
 
 
+def check_server(uri: str, timeout_seconds: float = 5.0) -> None:
+    """Fails fast when a tracking server does not answer, instead of after MLflow's retries
+    (minutes), and before any training."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_seconds):
+            pass
+    except (OSError, ValueError) as error:
+        raise TrackingError(
+            f"the MLflow tracking server {uri} does not answer ({getattr(error, 'reason', error)})"
+            ": start it, or unset MLFLOW_TRACKING_URI to use mlflow.db in the project root."
+        ) from None
+
+
+def _process_tags() -> dict[str, str]:
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_orphaned_runs(experiment_id: str) -> list[str]:
+    """Marks FAILED the runs of this host left RUNNING by a process that is gone (killed by
+    SIGKILL or the OOM killer, or unable to reach its server when it ended).
+
+    Returns:
+        The ids of the runs it ended.
+    """
+    client = mlflow.MlflowClient()
+    running = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'",
+    )
+    orphans = [run for run in running if not _is_alive(int(run.data.tags.get("pid", "0")))]
+    for orphan in orphans:
+        client.set_tag(orphan.info.run_id, "ended_by", "cleanup: its process was gone")
+        client.set_terminated(orphan.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        logger.warning("Marked MLflow run %s FAILED: its process had died", orphan.info.run_id)
+    return [orphan.info.run_id for orphan in orphans]
+
+
+def _end_run(run_id: str, status: str) -> None:
+    try:
+        mlflow.end_run(status)
+    except Exception as error:
+        # The server went away: the run stays RUNNING there until a later stage on this host
+        # ends it (end_orphaned_runs). The error that ended the stage matters more.
+        logger.error(
+            "Could not mark MLflow run %s %s in %s: %s", run_id, status, tracking_uri(), error
+        )
+        mlflow.tracking.fluent._active_run_stack.get().clear()
+
+
 @contextmanager
 def run(
     experiment_name: str,
@@ -169,19 +232,22 @@ def run(
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error.
     A new run is tagged with where its code came from; a reopened one keeps the tags it has.
     """
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    check_server(uri)
+    mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(experiment_name)
+    end_orphaned_runs(experiment_id)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         active_run = mlflow.start_run(
             run_id=run_id,
             experiment_id=None if run_id else experiment_id,
             run_name=run_name,
-            tags={**({} if run_id else source_tags()), **(tags or {})},
+            tags={**({} if run_id else source_tags()), **(tags or {}), **_process_tags()},
         )
     except Exception as error:
         signal.signal(signal.SIGTERM, previous_sigterm)
-        raise TrackingError(f"cannot start an MLflow run in {tracking_uri()}: {error}") from error
+        raise TrackingError(f"cannot start an MLflow run in {uri}: {error}") from error
     status = RunStatus.FAILED
     try:
         yield active_run
@@ -190,11 +256,8 @@ def run(
         status = RunStatus.KILLED
         raise
     finally:
-        mlflow.end_run(RunStatus.to_string(status))
+        _end_run(active_run.info.run_id, RunStatus.to_string(status))
         signal.signal(signal.SIGTERM, previous_sigterm)
         logger.info(
-            "MLflow run %s ended %s (%s)",
-            active_run.info.run_id,
-            RunStatus.to_string(status),
-            tracking_uri(),
+            "MLflow run %s ended %s (%s)", active_run.info.run_id, RunStatus.to_string(status), uri
         )

@@ -8,6 +8,7 @@ an MLflow run that the evaluate stage later adds the test metrics to.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -39,6 +40,28 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def _stop_on_non_finite_loss():
+    """A callback that fails the stage as soon as an epoch's loss is NaN or infinite.
+
+    Checked per epoch, not per batch: a NaN stays NaN in the epoch's mean, and a per-batch hook
+    would make Keras fetch the loss from the device after every step.
+    """
+    import keras
+
+    class StopOnNonFiniteLoss(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for name in ("loss", "val_loss"):
+                value = float((logs or {}).get(name, 0.0))
+                if not math.isfinite(value):
+                    raise StageError(
+                        f"training diverged: {name} became {value} in epoch {epoch + 1}. "
+                        "Lower train.learning_rate (or the model's own) in params.yaml and "
+                        "run again; no model was saved."
+                    )
+
+    return StopOnNonFiniteLoss()
 
 
 def train_model(
@@ -76,7 +99,8 @@ def train_model(
         validation_data=(val.reviews, val.labels),
         batch_size=params.batch_size,
         epochs=params.epochs,
-        callbacks=[early_stopping, *callbacks],
+        # The divergence check goes first: no later callback sees a non-finite epoch.
+        callbacks=[_stop_on_non_finite_loss(), early_stopping, *callbacks],
         # One line per epoch where no person watches a progress bar (logs, CI).
         verbose=1 if sys.stdout.isatty() else 2,
     )

@@ -5,12 +5,34 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
 
 REAL_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared/data/aclImdb_v1_labeled.tar.gz"
+
+# Small enough to train in seconds, large enough to learn the synthetic reviews.
+TINY_PARAMS = {
+    "data": {"num_words": 100, "maxlen": 24, "val_fraction": 0.2},
+    "train": {
+        "embedding_dim": 8,
+        "units": 8,
+        "dropout": 0.1,
+        "dense_units": 8,
+        "dense_dropout": 0.1,
+        "batch_size": 32,
+        "epochs": 8,
+        "learning_rate": 0.02,
+        "early_stopping_patience": 3,
+    },
+    "models": {
+        "simplernn": {"cell": "simplernn", "units": 8},
+        "lstm": {"cell": "lstm", "units": 8},
+        "gru": {"cell": "gru", "units": 8},
+    },
+}
 
 POSITIVE_WORDS = ["great", "wonderful", "superb", "moving", "brilliant", "loved", "beautiful"]
 NEGATIVE_WORDS = ["awful", "boring", "terrible", "waste", "dull", "hated", "worst"]
@@ -78,3 +100,47 @@ def tiny_archive(tmp_path: Path) -> tuple[Path, str]:
         path, reviews_per_label=60, extra={"aclImdb/train/unsup/0_0.txt": "unlabeled words"}
     )
     return path, sha256
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, tiny_archive):
+    """The pipeline's files moved to a temporary folder, with tiny params and a temporary
+    MLflow store, and the tiny archive downloaded and prepared: stages can run in-process."""
+    import yaml
+
+    from stages import download, paths, prepare
+
+    root = tmp_path / "workspace"
+    root.mkdir()
+    project_root = paths.PROJECT_ROOT
+    for name in (
+        "PROJECT_ROOT",
+        "PARAMS_FILE",
+        "ARCHIVE",
+        "PREPARED_DIR",
+        "TRAIN_SPLIT",
+        "VALIDATION_SPLIT",
+        "TEST_SPLIT",
+        "VOCABULARY",
+        "ENCODING_SETTINGS",
+        "REPORTS_DIR",
+        "DATA_STATS",
+    ):
+        moved = root / getattr(paths, name).relative_to(project_root)
+        monkeypatch.setattr(paths, name, moved)
+    params = yaml.safe_load((project_root / "params.yaml").read_text())
+    for section, values in TINY_PARAMS.items():
+        params[section].update(values)
+    params["data"].update(local_copy=str(tiny_archive[0]), local_copy_sha256=tiny_archive[1])
+    paths.PARAMS_FILE.write_text(yaml.safe_dump(params))
+    # Logged models carry the code in stages/, looked up from the project root.
+    shutil.copytree(
+        project_root / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    download.main([])
+    prepare.main([])
+    yield root
+    import mlflow
+
+    mlflow.set_tracking_uri(None)

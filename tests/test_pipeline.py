@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import write_archive
+from tests.conftest import TINY_PARAMS, write_archive
 
 pytestmark = pytest.mark.e2e
 
@@ -31,26 +31,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("simplernn", "lstm", "gru")
 POSITIVE_REVIEW = "A wonderful, moving film: superb actor, brilliant story. Loved it!"
 NEGATIVE_REVIEW = "An awful, boring film: terrible plot, dull ending. A waste, hated it."
-
-TINY_PARAMS = {
-    "data": {"num_words": 100, "maxlen": 24, "val_fraction": 0.2},
-    "train": {
-        "embedding_dim": 8,
-        "units": 8,
-        "dropout": 0.1,
-        "dense_units": 8,
-        "dense_dropout": 0.1,
-        "batch_size": 32,
-        "epochs": 8,
-        "learning_rate": 0.02,
-        "early_stopping_patience": 3,
-    },
-    "models": {
-        "simplernn": {"cell": "simplernn", "units": 8},
-        "lstm": {"cell": "lstm", "units": 8},
-        "gru": {"cell": "gru", "units": 8},
-    },
-}
 
 
 def environment() -> dict[str, str]:

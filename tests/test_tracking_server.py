@@ -1,0 +1,120 @@
+"""The pipeline against an MLflow tracking server that does not answer, or goes away."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from stages import paths, tracking, train
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen:
+    """A real `mlflow server` on loopback, with its store and artifacts in ``folder``."""
+    server = subprocess.Popen(
+        [
+            Path(sys.executable).parent / "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return server
+        except OSError:
+            time.sleep(0.5)
+    stop_server(server)
+    pytest.fail("mlflow server did not start")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, 15)
+    server.wait(timeout=30)
+
+
+def test_a_server_that_does_not_answer_fails_the_stage_in_seconds(workspace, monkeypatch):
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    with pytest.raises(tracking.TrackingError, match=rf"server {uri} does not answer"):
+        train.main(["gru"])
+    assert time.monotonic() - started < 10
+    assert not paths.model_file("gru").exists()
+
+
+def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_later(
+    workspace, monkeypatch, tmp_path
+):
+    port = free_port()
+    server = start_server(tmp_path, port)
+    uri = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    epoch_metrics_callback = tracking.epoch_metrics_callback
+
+    def callback_that_stops_the_server():
+        callback = epoch_metrics_callback()
+        logged = callback.on_epoch_end
+
+        def on_epoch_end(epoch, logs=None):
+            logged(epoch, logs)
+            if server.poll() is None:
+                stop_server(server)
+
+        callback.on_epoch_end = on_epoch_end
+        return callback
+
+    monkeypatch.setattr(tracking, "epoch_metrics_callback", callback_that_stops_the_server)
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        train.main(["gru"])
+    # The stage failed, so DVC does not record it and the next `dvc repro` trains again.
+    assert not paths.run_id_file("gru").exists()
+
+    server = start_server(tmp_path, port)
+    try:
+        client = mlflow.MlflowClient(uri)
+        experiment = client.get_experiment_by_name("imdb-rnn-comparison")
+        [interrupted] = client.search_runs([experiment.experiment_id])
+        assert interrupted.info.status == "RUNNING"  # The server was gone when it ended.
+        # Here the stage ran in this test's process; a real stage's process has exited.
+        client.set_tag(interrupted.info.run_id, "pid", str(_pid_of_exited_process()))
+        monkeypatch.setattr(tracking, "epoch_metrics_callback", epoch_metrics_callback)
+        train.main(["gru"])  # The next run, once the server is back.
+        ended = client.get_run(interrupted.info.run_id)
+        assert ended.info.status == "FAILED"
+        assert ended.data.tags["ended_by"] == "cleanup: its process was gone"
+    finally:
+        stop_server(server)
+
+
+def _pid_of_exited_process() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid

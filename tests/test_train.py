@@ -1,0 +1,38 @@
+import mlflow
+import numpy as np
+import pytest
+
+from stages import modeling, paths, train
+from stages.cli import StageError
+from stages.params import ParamsError
+
+
+def only_run(experiment_name: str = "imdb-rnn-comparison"):
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    [run] = client.search_runs([experiment.experiment_id])
+    return run
+
+
+def test_a_diverging_loss_fails_the_stage_and_its_run_and_saves_no_model(workspace, monkeypatch):
+    build_model = modeling.build_model
+
+    def build_model_with_nan_weights(*args, **kwargs):
+        # Adam keeps even huge learning rates finite on this data, so the NaN is injected.
+        model = build_model(*args, **kwargs)
+        embedding = model.get_layer("embedding")
+        embedding.set_weights([np.full_like(w, np.nan) for w in embedding.get_weights()])
+        return model
+
+    monkeypatch.setattr(modeling, "build_model", build_model_with_nan_weights)
+    with pytest.raises(StageError, match=r"training diverged: loss became nan in epoch 1\. Lower"):
+        train.main(["gru"])
+    assert only_run().info.status == "FAILED"
+    assert not paths.model_file("gru").exists()
+    assert not paths.run_id_file("gru").exists()
+
+
+def test_an_unknown_model_fails_before_any_run_starts(workspace):
+    with pytest.raises(ParamsError, match="models.bert: no such model"):
+        train.main(["bert"])
+    assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
