@@ -13,10 +13,11 @@ import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
@@ -65,13 +66,21 @@ def _local_artifact_location(experiment_name: str) -> str | None:
 
 def _experiment_id(experiment_name: str) -> str:
     """The id of ``experiment_name``, created with artifacts beside the store if it is new."""
+    # Two stages starting at once (`dvc queue start -j 2`) would both create the SQLite
+    # tables, or the experiment, and one would fail: the first to come does it alone.
+    lock = (
+        FileLock(store_root() / "mlflow.db.lock")
+        if tracking_uri() == default_tracking_uri()
+        else nullcontext()
+    )
     try:
-        experiment = mlflow.get_experiment_by_name(experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return mlflow.create_experiment(
-            experiment_name, artifact_location=_local_artifact_location(experiment_name)
-        )
+        with lock:
+            experiment = mlflow.get_experiment_by_name(experiment_name)
+            if experiment is not None:
+                return experiment.experiment_id
+            return mlflow.create_experiment(
+                experiment_name, artifact_location=_local_artifact_location(experiment_name)
+            )
     except Exception as error:
         raise TrackingError(
             f"cannot use the MLflow tracking store {tracking_uri()}: {error}. "

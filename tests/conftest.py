@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 
-REAL_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared/data/aclImdb_v1_labeled.tar.gz"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REAL_ARCHIVE = PROJECT_ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz"
 
 # Small enough to train in seconds, large enough to learn the synthetic reviews.
 TINY_PARAMS = {
@@ -106,8 +111,6 @@ def tiny_archive(tmp_path: Path) -> tuple[Path, str]:
 def workspace(tmp_path, monkeypatch, tiny_archive):
     """The pipeline's files moved to a temporary folder, with tiny params and a temporary
     MLflow store, and the tiny archive downloaded and prepared: stages can run in-process."""
-    import yaml
-
     from stages import download, paths, prepare
 
     root = tmp_path / "workspace"
@@ -144,3 +147,66 @@ def workspace(tmp_path, monkeypatch, tiny_archive):
     import mlflow
 
     mlflow.set_tracking_uri(None)
+
+
+def environment() -> dict[str, str]:
+    """The user's environment, with the test's Python first on PATH and no MLflow settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+    )
+    return env
+
+
+def run(command: list[str], cwd: Path, expect_failure: bool = False) -> str:
+    """Runs a command in the copy; returns its output, and checks that it succeeded (or not)."""
+    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    failed = result.returncode != 0
+    assert failed == expect_failure, (
+        f"{' '.join(command)} exit {result.returncode}:\n{output[-6000:]}"
+    )
+    return output
+
+
+def set_params(project: Path, changes: dict) -> None:
+    params_file = project / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def make_project(folder: Path) -> Path:
+    """A git + DVC copy of the project in ``folder``, with tiny params and a tiny archive,
+    committed and not yet run."""
+    project = folder / "project"
+    project.mkdir()
+    for name in ("stages", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, project / name)
+    archive = project.parent / "aclImdb_tiny.tar.gz"
+    sha256 = write_archive(archive, reviews_per_label=150)
+    set_params(project, TINY_PARAMS)
+    set_params(
+        project,
+        {
+            "data": {
+                "url": "https://unreachable.invalid/aclImdb_v1.tar.gz",
+                "local_copy": str(archive),
+                "local_copy_sha256": sha256,
+            }
+        },
+    )
+    run(["git", "init", "-q"], project)
+    run(["dvc", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "tiny project"], project)
+    return project

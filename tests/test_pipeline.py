@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,77 +19,20 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 
-from tests.conftest import TINY_PARAMS, write_archive
+from tests.conftest import TINY_PARAMS, environment, make_project, run, set_params
 
 pytestmark = pytest.mark.e2e
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("simplernn", "lstm", "gru")
 POSITIVE_REVIEW = "A wonderful, moving film: superb actor, brilliant story. Loved it!"
 NEGATIVE_REVIEW = "An awful, boring film: terrible plot, dull ending. A waste, hated it."
 
 
-def environment() -> dict[str, str]:
-    """The user's environment, with the test's Python first on PATH and no MLflow settings."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(
-        GIT_AUTHOR_NAME="test",
-        GIT_AUTHOR_EMAIL="test@example.com",
-        GIT_COMMITTER_NAME="test",
-        GIT_COMMITTER_EMAIL="test@example.com",
-    )
-    return env
-
-
-def run(command: list[str], cwd: Path, expect_failure: bool = False) -> str:
-    """Runs a command in the copy; returns its output, and checks that it succeeded (or not)."""
-    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    failed = result.returncode != 0
-    assert failed == expect_failure, (
-        f"{' '.join(command)} exit {result.returncode}:\n{output[-6000:]}"
-    )
-    return output
-
-
-def set_params(project: Path, changes: dict) -> None:
-    params_file = project / "params.yaml"
-    params = yaml.safe_load(params_file.read_text())
-    for section, values in changes.items():
-        params[section].update(values)
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A git + DVC copy of the project whose `dvc repro` has run once on the tiny archive."""
-    project = tmp_path_factory.mktemp("project")
-    for name in ("stages", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, project / name)
-    archive = project.parent / "aclImdb_tiny.tar.gz"
-    sha256 = write_archive(archive, reviews_per_label=150)
-    set_params(project, TINY_PARAMS)
-    set_params(
-        project,
-        {
-            "data": {
-                "url": "https://unreachable.invalid/aclImdb_v1.tar.gz",
-                "local_copy": str(archive),
-                "local_copy_sha256": sha256,
-            }
-        },
-    )
-    run(["git", "init", "-q"], project)
-    run(["dvc", "init", "-q"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "tiny project"], project)
+    project = make_project(tmp_path_factory.mktemp("pipeline"))
     (project / "first_repro.log").write_text(run(["dvc", "repro"], project))
     return project
 

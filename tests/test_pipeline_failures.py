@@ -1,0 +1,167 @@
+"""End to end, things going wrong: interrupted stages, bad `dvc exp run -S` values, and two
+experiments running at once against the default SQLite store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.conftest import environment, make_project, run, set_params
+
+pytestmark = pytest.mark.e2e
+
+EXPERIMENT = "imdb-rnn-comparison"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A tiny project whose pipeline has run once, with dvc.lock committed."""
+    project = make_project(tmp_path_factory.mktemp("failures"))
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "pipeline run"], project)
+    return project
+
+
+def client_for(project: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+
+
+def runs_of(project: Path, model: str):
+    client = client_for(project)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.pipeline_stage = 'train' and tags.model_name = '{model}'",
+    )
+
+
+def interrupt_training(project: Path, signal_number: int) -> subprocess.Popen:
+    """Starts a long training of lstm under `dvc repro`, then signals its process group once
+    training is under way (an epoch logged), as Ctrl-C or a job scheduler does."""
+    set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
+    runs_before = len(runs_of(project, "lstm"))
+    repro = subprocess.Popen(
+        ["dvc", "repro", "-s", "train@lstm"],
+        cwd=project,
+        env=environment(),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, "training did not start"
+        assert repro.poll() is None, repro.stdout.read()
+        runs = runs_of(project, "lstm")
+        if len(runs) > runs_before and "val_loss" in runs[0].data.metrics:
+            break
+        time.sleep(0.5)
+    os.killpg(repro.pid, signal_number)
+    repro.wait(timeout=60)
+    # DVC may exit before the stage it started has ended its run.
+    while runs_of(project, "lstm")[0].info.status == "RUNNING":
+        assert time.monotonic() < deadline + 60, "the interrupted run was never ended"
+        time.sleep(0.5)
+    run(["git", "checkout", "params.yaml"], project)
+    return repro
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_training_ends_killed_and_reruns_next_time(project, signal_number):
+    model_before = (project / "models/lstm/model.keras").read_bytes()
+    repro = interrupt_training(project, signal_number)
+    assert repro.returncode != 0
+    assert runs_of(project, "lstm")[0].info.status == "KILLED"
+    # DVC removed the old output before the stage ran; no half-written model took its place,
+    # and DVC did not record the interrupted stage.
+    assert not (project / "models/lstm/model.keras").exists()
+    assert run(["git", "status", "--porcelain", "dvc.lock"], project) == ""
+    # The earlier model is intact in DVC's cache, and its reports in git: they come back.
+    run(["git", "checkout", "--", "reports"], project)
+    run(["dvc", "checkout", "train@lstm"], project)
+    assert (project / "models/lstm/model.keras").read_bytes() == model_before
+    assert "up to date" in run(["dvc", "status", "train@lstm"], project)
+
+
+def test_an_interrupted_stage_with_new_params_runs_again(project):
+    set_params(project, {"models": {"lstm": {"cell": "lstm", "units": 7}}})
+    try:
+        set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
+        repro = subprocess.Popen(
+            ["dvc", "repro", "-s", "train@lstm"],
+            cwd=project,
+            env=environment(),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 120
+        while not any(
+            "val_loss" in r.data.metrics and r.info.status == "RUNNING"
+            for r in runs_of(project, "lstm")
+        ):
+            assert time.monotonic() < deadline and repro.poll() is None
+            time.sleep(0.5)
+        os.killpg(repro.pid, signal.SIGINT)
+        assert repro.wait(timeout=60) != 0
+        run(["git", "checkout", "params.yaml"], project)
+        set_params(project, {"models": {"lstm": {"cell": "lstm", "units": 7}}})
+        assert "train@lstm" in run(["dvc", "status", "train@lstm"], project)
+        assert "Running stage 'train@lstm'" in run(["dvc", "repro", "-s", "train@lstm"], project)
+        assert runs_of(project, "lstm")[0].info.status == "FINISHED"
+    finally:
+        run(["git", "checkout", "params.yaml"], project)
+        run(["dvc", "checkout", "-q"], project)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("models.lstm.units=abc", "models.lstm.units: Input should be a valid integer (got 'abc')"),
+        ("data.maxlen=-5", "data.maxlen: Input should be greater than 0 (got -5)"),
+        ("train.dropout=1.5", "train.dropout: Input should be less than 1 (got 1.5)"),
+    ],
+)
+def test_bad_values_from_dvc_exp_run_set_param_are_caught_by_key(project, setting, message):
+    output = run(["dvc", "exp", "run", "--temp", "-S", setting], project, expect_failure=True)
+    assert message in output
+    assert "Traceback" not in output
+
+
+def test_two_queued_experiments_run_at_once_into_one_store(project):
+    for units in (4, 5):
+        run(
+            [
+                "dvc",
+                "exp",
+                "run",
+                "--queue",
+                "-n",
+                f"gru-{units}",
+                "-S",
+                f"models.gru.units={units}",
+            ],
+            project,
+        )
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.monotonic() + 600
+    while "Queued" in (status := run(["dvc", "queue", "status"], project)) or ("Running" in status):
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert status.count("Success") >= 2, status
+    logs = "".join(run(["dvc", "queue", "logs", name], project) for name in ("gru-4", "gru-5"))
+    assert "database is locked" not in logs
+    by_experiment = {r.data.tags.get("dvc_exp_name"): r for r in runs_of(project, "gru")}
+    for units in (4, 5):
+        gru_run = by_experiment[f"gru-{units}"]
+        assert gru_run.info.status == "FINISHED"
+        assert gru_run.data.params["units"] == str(units)
+        assert {"val_loss", "test_accuracy", "test_roc_auc"} <= set(gru_run.data.metrics)
