@@ -164,6 +164,8 @@ def test_an_interrupted_download_leaves_no_partial_file(server, tiny_archive, tm
         [sys.executable, "-c", code, f"{server}/slow", str(destination), tiny_archive[1]],
         cwd=Path(__file__).resolve().parents[1],
         stderr=subprocess.PIPE,
+        # CI may start tests with SIGINT ignored; a terminal's Ctrl-C is not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 30
     while not any(path.stat().st_size for path in destination.parent.glob("*")):

@@ -42,9 +42,14 @@ def runs_of(project: Path, model: str):
     )
 
 
-def interrupt_training(project: Path, signal_number: int) -> subprocess.Popen:
-    """Starts a long training of lstm under `dvc repro`, then signals its process group once
-    training is under way (an epoch logged), as Ctrl-C or a job scheduler does."""
+LSTM_UNITS_7 = {"models": {"lstm": {"cell": "lstm", "units": 7}}}
+
+
+def interrupt_training(project: Path, signal_number: int, changes: dict) -> subprocess.Popen:
+    """Starts a long training of lstm under `dvc repro` with the params ``changes``, then
+    signals its process group once training is under way (an epoch logged), as Ctrl-C or a
+    job scheduler does; then restores params.yaml."""
+    set_params(project, changes)
     set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
     runs_before = len(runs_of(project, "lstm"))
     repro = subprocess.Popen(
@@ -52,6 +57,9 @@ def interrupt_training(project: Path, signal_number: int) -> subprocess.Popen:
         cwd=project,
         env=environment(),
         start_new_session=True,
+        # A shell without job control (CI) starts background commands with SIGINT ignored,
+        # and children inherit that: give the pipeline the Ctrl-C a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -77,7 +85,7 @@ def interrupt_training(project: Path, signal_number: int) -> subprocess.Popen:
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_training_ends_killed_and_reruns_next_time(project, signal_number):
     model_before = (project / "models/lstm/model.keras").read_bytes()
-    repro = interrupt_training(project, signal_number)
+    repro = interrupt_training(project, signal_number, {})
     assert repro.returncode != 0
     assert runs_of(project, "lstm")[0].info.status == "KILLED"
     # DVC removed the old output before the stage ran; no half-written model took its place,
@@ -92,33 +100,14 @@ def test_an_interrupted_training_ends_killed_and_reruns_next_time(project, signa
 
 
 def test_an_interrupted_stage_with_new_params_runs_again(project):
-    set_params(project, {"models": {"lstm": {"cell": "lstm", "units": 7}}})
     try:
-        set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
-        repro = subprocess.Popen(
-            ["dvc", "repro", "-s", "train@lstm"],
-            cwd=project,
-            env=environment(),
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while not any(
-            "val_loss" in r.data.metrics and r.info.status == "RUNNING"
-            for r in runs_of(project, "lstm")
-        ):
-            assert time.monotonic() < deadline and repro.poll() is None
-            time.sleep(0.5)
-        os.killpg(repro.pid, signal.SIGINT)
-        assert repro.wait(timeout=60) != 0
-        run(["git", "checkout", "params.yaml"], project)
-        set_params(project, {"models": {"lstm": {"cell": "lstm", "units": 7}}})
+        assert interrupt_training(project, signal.SIGINT, LSTM_UNITS_7).returncode != 0
+        set_params(project, LSTM_UNITS_7)
         assert "train@lstm" in run(["dvc", "status", "train@lstm"], project)
         assert "Running stage 'train@lstm'" in run(["dvc", "repro", "-s", "train@lstm"], project)
         assert runs_of(project, "lstm")[0].info.status == "FINISHED"
     finally:
-        run(["git", "checkout", "params.yaml"], project)
+        run(["git", "checkout", "--", "params.yaml", "dvc.lock", "reports"], project)
         run(["dvc", "checkout", "-q"], project)
 
 

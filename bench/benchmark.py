@@ -1,0 +1,210 @@
+"""Training throughput of the pipeline against the seed's plain Keras recipe, and the
+pipeline's own overhead. Not a test: it prints numbers, on the real prepared data.
+
+    python bench/benchmark.py                  # 3 repeats, 2 epochs each
+    python bench/benchmark.py --repeats 5 --epochs 3 --skip-overhead
+
+Needs the prepared data (`dvc repro prepare`). Both ways train the same model on the same
+splits with the same batch size, optimizer and epochs, interleaved in one process so that
+machine noise hits both alike; the table shows medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from stages import paths, tracking  # noqa: E402
+from stages.params import load_params  # noqa: E402
+from stages.prepare import load_split  # noqa: E402
+from stages.train import train_model  # noqa: E402
+
+SHUFFLE_BUFFER = 1000  # The seed's Dataset.shuffle(1000).
+
+
+def plain_recipe(params, num_words: int, epochs: int, train, val) -> tuple[float, float]:
+    """The seed's recipe: a subclassed model fed by tf.data, one model.fit.
+
+    Returns:
+        Training samples per second of fit, and the last epoch's validation accuracy.
+    """
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    recurrent = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[params.cell]
+    units = params.units
+
+    class SeedModel(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.embedding = layers.Embedding(num_words, params.embedding_dim)
+            self.rnn = keras.Sequential(
+                [
+                    recurrent(units, dropout=params.dropout, return_sequences=True),
+                    recurrent(units, dropout=params.dropout),
+                ]
+            )
+            self.fc1 = layers.Dense(params.dense_units)
+            self.dropout = layers.Dropout(params.dense_dropout)
+            self.fc2 = layers.Dense(1)
+
+        def call(self, inputs, training=None):
+            x = self.rnn(self.embedding(inputs), training=training)
+            x = tf.nn.relu(self.dropout(self.fc1(x), training=training))
+            return tf.sigmoid(self.fc2(x))
+
+    keras.utils.set_random_seed(params.seed)
+    model = SeedModel()
+    model.compile(
+        optimizer=keras.optimizers.Adam(params.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=["accuracy"],
+    )
+    train_data = (
+        tf.data.Dataset.from_tensor_slices((train.reviews, train.labels))
+        .shuffle(SHUFFLE_BUFFER)
+        .batch(params.batch_size)
+    )
+    val_data = tf.data.Dataset.from_tensor_slices((val.reviews, val.labels)).batch(
+        params.batch_size
+    )
+    started = time.perf_counter()
+    history = model.fit(train_data, epochs=epochs, validation_data=val_data, verbose=0)
+    seconds = time.perf_counter() - started
+    return len(train.labels) * epochs / seconds, history.history["val_accuracy"][-1]
+
+
+def pipeline(name: str, epochs: int, train, val, all_params, store: Path) -> tuple[float, float]:
+    """The pipeline's own training code, with its MLflow callback, in a throwaway store."""
+    import mlflow
+
+    params = all_params.model(name).model_copy(
+        update={"epochs": epochs, "early_stopping_patience": epochs + 1}
+    )
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    with mlflow.start_run():
+        result = train_model(
+            params,
+            train,
+            val,
+            all_params.data.num_words,
+            callbacks=[tracking.epoch_metrics_callback()],
+        )
+    return result.summary["samples_per_second"], float(result.history["val_accuracy"].iloc[-1])
+
+
+def throughput_table(repeats: int, epochs: int) -> None:
+    all_params = load_params(paths.PARAMS_FILE)
+    train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for repeat in range(repeats):
+            for name in all_params.models:
+                model = all_params.model(name)
+                ways = [
+                    (
+                        "plain",
+                        lambda m=model: plain_recipe(
+                            m, all_params.data.num_words, epochs, train, val
+                        ),
+                    ),
+                    (
+                        "pipeline",
+                        lambda n=name: pipeline(
+                            n, epochs, train, val, all_params, Path(scratch) / "mlflow.db"
+                        ),
+                    ),
+                ]
+                # Alternate which goes first, so that neither always runs on a warmer machine.
+                for way, function in ways if repeat % 2 == 0 else ways[::-1]:
+                    results.setdefault((name, way), []).append(function())
+                    samples, accuracy = results[name, way][-1]
+                    _print(
+                        f"  repeat {repeat + 1} {name:10s} {way:9s} {samples:8.0f} samples/s "
+                        f"val_accuracy {accuracy:.4f}"
+                    )
+    _print(
+        f"\nMedians of {repeats} repeats, {epochs} epochs each "
+        f"({len(train.labels)} training reviews, batch {all_params.train.batch_size}):"
+    )
+    _print(
+        f"{'model':10s} {'plain/s':>9s} {'pipeline/s':>11s} {'ratio':>6s} "
+        f"{'plain val acc':>14s} {'pipeline val acc':>17s}"
+    )
+    for name in all_params.models:
+        plain = results[name, "plain"]
+        ours = results[name, "pipeline"]
+        plain_speed = statistics.median(s for s, _ in plain)
+        our_speed = statistics.median(s for s, _ in ours)
+        _print(
+            f"{name:10s} {plain_speed:9.0f} {our_speed:11.0f} {our_speed / plain_speed:6.2f} "
+            f"{statistics.median(a for _, a in plain):14.4f} "
+            f"{statistics.median(a for _, a in ours):17.4f}"
+        )
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of ``command`` and the processes it waited for."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def overhead_table() -> None:
+    """`dvc repro` with nothing to do, and each stage's wall time and peak memory."""
+    env_bin = Path(sys.executable).parent
+    os.environ["PATH"] = f"{env_bin}{os.pathsep}{os.environ['PATH']}"
+    seconds, _ = timed(["dvc", "repro"])
+    _print(f"\n`dvc repro` with nothing changed: {seconds:.2f} s")
+    _print(f"{'stage':20s} {'wall s':>7s} {'peak RSS MB':>12s}")
+    stages = (
+        ["prepare"]
+        + [
+            f"{stage}@{name}"
+            for stage in ("train", "evaluate")
+            for name in load_params(paths.PARAMS_FILE).models
+        ]
+        + ["report"]
+    )
+    for stage in stages:
+        seconds, peak = timed(["dvc", "repro", "--force", "--single-item", stage])
+        _print(f"{stage:20s} {seconds:7.1f} {peak:12.0f}")
+
+
+def _print(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--skip-overhead", action="store_true")
+    arguments = parser.parse_args()
+    if not paths.TRAIN_SPLIT.is_file():
+        raise SystemExit("no prepared data: run `dvc repro prepare` first")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    throughput_table(arguments.repeats, arguments.epochs)
+    if not arguments.skip_overhead:
+        overhead_table()
+
+
+if __name__ == "__main__":
+    main()
