@@ -140,11 +140,25 @@ def test_two_queued_experiments_run_at_once_into_one_store(project):
             ],
             project,
         )
-    run(["dvc", "queue", "start", "-j", "2"], project)
+    # The workers outlive `dvc queue start` and hold on to its output: nothing may wait on it.
+    subprocess.run(
+        ["dvc", "queue", "start", "-j", "2"],
+        cwd=project,
+        env=environment(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
     deadline = time.monotonic() + 600
-    while "Queued" in (status := run(["dvc", "queue", "status"], project)) or ("Running" in status):
-        assert time.monotonic() < deadline, status
-        time.sleep(2)
+    try:
+        while "Queued" in (status := run(["dvc", "queue", "status"], project)) or (
+            "Running" in status
+        ):
+            assert time.monotonic() < deadline, status
+            time.sleep(2)
+    finally:
+        run(["dvc", "queue", "stop"], project)
     assert status.count("Success") >= 2, status
     logs = "".join(run(["dvc", "queue", "logs", name], project) for name in ("gru-4", "gru-5"))
     assert "database is locked" not in logs
