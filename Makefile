@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test lint format lock clean
+.PHONY: setup run test lint format lock clean bench
 
 setup: $(VENV)/.installed
 
@@ -20,13 +20,18 @@ run: setup
 test: setup
 	python -m pytest
 
+# Training throughput against the seed's plain recipe, on the real prepared data (minutes).
+bench: setup
+	dvc repro prepare
+	python bench/benchmark.py
+
 lint: setup
-	ruff check stages tests
-	ruff format --check stages tests
+	ruff check stages tests bench
+	ruff format --check stages tests bench
 
 format: setup
-	ruff check --fix stages tests
-	ruff format stages tests
+	ruff check --fix stages tests bench
+	ruff format stages tests bench
 
 # Regenerates requirements.lock from pyproject.toml's pinned direct dependencies.
 lock:
