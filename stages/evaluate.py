@@ -16,10 +16,9 @@ from stages.cli import StageError, run_stage
 from stages.files import read_json, write_json, write_text
 from stages.params import load_params
 from stages.prepare import load_split
+from stages.review_classifier import LABELS, classify
 
 logger = logging.getLogger(__name__)
-
-LABEL_NAMES = np.array(["negative", "positive"])
 
 
 def score(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict:
@@ -71,8 +70,8 @@ def main(argv: list[str]) -> None:
         write_text(paths.roc_points(name), result["roc"].to_csv(index=False, float_format="%.5f"))
         predictions = pd.DataFrame(
             {
-                "actual": LABEL_NAMES[test.labels],
-                "predicted": LABEL_NAMES[(probabilities >= threshold).astype(int)],
+                "actual": LABELS[test.labels],
+                "predicted": classify(probabilities, threshold)["label"],
             }
         )
         write_text(paths.evaluation_predictions(name), predictions.to_csv(index=False))

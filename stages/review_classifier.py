@@ -19,6 +19,8 @@ from mlflow.pyfunc import PythonModel
 from stages.text import ReviewEncoder, load_encoder
 
 TEXT_COLUMN = "text"
+# A label's index is the 0/1 class it names.
+LABELS = np.array(["negative", "positive"])
 ARTIFACTS = ("keras_model", "vocabulary", "encoding")
 # What a served or loaded model is shown when it is logged: real text, not token ids.
 EXAMPLE_REVIEWS = [
@@ -62,7 +64,7 @@ def classify(probabilities: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "probability": probabilities.astype(float),
-            "label": np.where(probabilities >= threshold, "positive", "negative"),
+            "label": LABELS[(probabilities >= threshold).astype(int)],
         }
     )
 
