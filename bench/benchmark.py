@@ -87,12 +87,23 @@ def plain_recipe(params, num_words: int, epochs: int, train, val) -> tuple[float
     return len(train.labels) * epochs / seconds, history.history["val_accuracy"][-1]
 
 
-def pipeline(name: str, epochs: int, train, val, all_params, store: Path) -> tuple[float, float]:
+# The pipeline's training code under different settings: each is one column of the table, so
+# that what every setting buys is measured in the same run. "pipeline" is params.yaml's own.
+PIPELINE_VARIANTS = {
+    "keras-loop": {"recurrent_implementation": "keras", "steps_per_execution": 1},
+    "projected": {"recurrent_implementation": "projected", "steps_per_execution": 1},
+    "pipeline": {},
+}
+
+
+def pipeline(
+    name: str, variant: dict, epochs: int, train, val, all_params, store: Path
+) -> tuple[float, float]:
     """The pipeline's own training code, with its MLflow callback, in a throwaway store."""
     import mlflow
 
     params = all_params.model(name).model_copy(
-        update={"epochs": epochs, "early_stopping_patience": epochs + 1}
+        update={"epochs": epochs, "early_stopping_patience": epochs + 1, **variant}
     )
     mlflow.set_tracking_uri(f"sqlite:///{store}")
     with mlflow.start_run():
@@ -106,7 +117,7 @@ def pipeline(name: str, epochs: int, train, val, all_params, store: Path) -> tup
     return result.summary["samples_per_second"], float(result.history["val_accuracy"].iloc[-1])
 
 
-def throughput_table(repeats: int, epochs: int) -> None:
+def throughput_table(repeats: int, epochs: int, variants: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
     # The prepared split is ordered by review id, negatives first. The seed's data came shuffled
@@ -126,38 +137,54 @@ def throughput_table(repeats: int, epochs: int) -> None:
                             m, all_params.data.num_words, epochs, train, val
                         ),
                     ),
-                    (
-                        "pipeline",
-                        lambda n=name: pipeline(
-                            n, epochs, train, val, all_params, Path(scratch) / "mlflow.db"
-                        ),
+                    *(
+                        (
+                            variant,
+                            lambda n=name, v=variant: pipeline(
+                                n,
+                                PIPELINE_VARIANTS[v],
+                                epochs,
+                                train,
+                                val,
+                                all_params,
+                                Path(scratch) / "mlflow.db",
+                            ),
+                        )
+                        for variant in variants
                     ),
                 ]
-                # Alternate which goes first, so that neither always runs on a warmer machine.
-                for way, function in ways if repeat % 2 == 0 else ways[::-1]:
+                # Rotate which goes first, so that none always runs on a warmer machine.
+                shift = repeat % len(ways)
+                for way, function in ways[shift:] + ways[:shift]:
                     results.setdefault((name, way), []).append(function())
                     samples, accuracy = results[name, way][-1]
                     _print(
-                        f"  repeat {repeat + 1} {name:10s} {way:9s} {samples:8.0f} samples/s "
+                        f"  repeat {repeat + 1} {name:10s} {way:10s} {samples:8.0f} samples/s "
                         f"val_accuracy {accuracy:.4f}"
                     )
     _print(
         f"\nMedians of {repeats} repeats, {epochs} epochs each "
         f"({len(train.labels)} training reviews, batch {all_params.train.batch_size}):"
     )
+    ways = ["plain", *variants]
     _print(
-        f"{'model':10s} {'plain/s':>9s} {'pipeline/s':>11s} {'ratio':>6s} "
-        f"{'plain val acc':>14s} {'pipeline val acc':>17s}"
+        f"{'model':10s} "
+        + " ".join(f"{way + '/s':>13s}" for way in ways)
+        + " "
+        + " ".join(f"{way + ' ratio':>16s}" for way in variants)
+        + " "
+        + " ".join(f"{way + ' val acc':>18s}" for way in ways)
     )
     for name in all_params.models:
-        plain = results[name, "plain"]
-        ours = results[name, "pipeline"]
-        plain_speed = statistics.median(s for s, _ in plain)
-        our_speed = statistics.median(s for s, _ in ours)
+        speed = {way: statistics.median(s for s, _ in results[name, way]) for way in ways}
+        accuracy = {way: statistics.median(a for _, a in results[name, way]) for way in ways}
         _print(
-            f"{name:10s} {plain_speed:9.0f} {our_speed:11.0f} {our_speed / plain_speed:6.2f} "
-            f"{statistics.median(a for _, a in plain):14.4f} "
-            f"{statistics.median(a for _, a in ours):17.4f}"
+            f"{name:10s} "
+            + " ".join(f"{speed[way]:13.0f}" for way in ways)
+            + " "
+            + " ".join(f"{speed[way] / speed['plain']:16.2f}" for way in variants)
+            + " "
+            + " ".join(f"{accuracy[way]:18.4f}" for way in ways)
         )
 
 
@@ -205,6 +232,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument(
+        "--variants",
+        default=",".join(PIPELINE_VARIANTS),
+        help="pipeline settings to measure against the plain recipe, comma-separated, from: "
+        + ", ".join(f"{k} {v or '(params.yaml)'}" for k, v in PIPELINE_VARIANTS.items()),
+    )
+    parser.add_argument(
         "--overhead",
         action="store_true",
         help="also time `dvc repro` with nothing to do, and rerun every stage (it logs MLflow "
@@ -214,7 +247,11 @@ def main() -> None:
     if not paths.TRAIN_SPLIT.is_file():
         raise SystemExit("no prepared data: run `dvc repro prepare` first")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    throughput_table(arguments.repeats, arguments.epochs)
+    variants = arguments.variants.split(",")
+    unknown = set(variants) - set(PIPELINE_VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; known: {list(PIPELINE_VARIANTS)}")
+    throughput_table(arguments.repeats, arguments.epochs, variants)
     if arguments.overhead:
         overhead_table()
 

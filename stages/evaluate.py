@@ -57,11 +57,12 @@ def main(argv: list[str]) -> None:
     threshold = all_params.evaluate.threshold
     run_id = read_json(paths.run_id_file(name))["run_id"]
     with tracking.run(all_params.mlflow.experiment_name, run_id=run_id):
-        import keras
         import mlflow
 
+        from stages.modeling import load_model
+
         test = load_split(paths.TEST_SPLIT)
-        model = keras.models.load_model(paths.model_file(name))
+        model = load_model(paths.model_file(name))
         probabilities = model.predict(test.reviews, batch_size=1024, verbose=0).ravel()
         result = score(test.labels, probabilities, threshold)
         logger.info("Test metrics of %s: %s", name, result["metrics"])

@@ -5,7 +5,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-RECURRENT_LAYERS = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+from stages.recurrent import PROJECTED_LAYERS
+
+KERAS_LAYERS = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+RECURRENT_LAYERS = {"keras": KERAS_LAYERS, "projected": PROJECTED_LAYERS}
 
 
 def build_model(
@@ -18,6 +21,7 @@ def build_model(
     dropout: float,
     dense_units: int,
     dense_dropout: float,
+    recurrent_implementation: str = "projected",
 ) -> keras.Model:
     """The seed's architecture: Embedding, stacked recurrent layers, Dense, Dropout, ReLU, and a
     sigmoid output giving the probability that a review is positive.
@@ -28,13 +32,15 @@ def build_model(
         sequence_length: Tokens per (padded) review.
         recurrent_layers: How many recurrent layers are stacked.
         dropout: Dropout on the inputs of each recurrent layer.
+        recurrent_implementation: ``projected`` (stages/recurrent.py) or ``keras``: the same
+            function with the same weights, computed two ways.
 
     Returns:
         An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
     """
-    if cell not in RECURRENT_LAYERS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(RECURRENT_LAYERS)}")
-    recurrent_layer = RECURRENT_LAYERS[cell]
+    if cell not in KERAS_LAYERS:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(KERAS_LAYERS)}")
+    recurrent_layer = RECURRENT_LAYERS[recurrent_implementation][cell]
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
     for index in range(recurrent_layers):
@@ -52,11 +58,19 @@ def build_model(
     return keras.Model(token_ids, probability, name=f"{cell}_classifier")
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
+def compile_model(
+    model: keras.Model, learning_rate: float, steps_per_execution: int = 1
+) -> keras.Model:
     """Adam and binary cross-entropy, reporting accuracy, as in the seed."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def load_model(path) -> keras.Model:
+    """Loads a saved classifier; importing this module registered its recurrent layers."""
+    return keras.models.load_model(path)

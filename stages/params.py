@@ -67,6 +67,8 @@ class TrainParams(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)]
     early_stopping_patience: PositiveInt
     seed: Annotated[int, Field(ge=0)]
+    recurrent_implementation: Literal["projected", "keras"]
+    steps_per_execution: PositiveInt
 
 
 class ModelOverrides(_Section):
@@ -84,6 +86,8 @@ class ModelOverrides(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)] | None = None
     early_stopping_patience: PositiveInt | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
+    recurrent_implementation: Literal["projected", "keras"] | None = None
+    steps_per_execution: PositiveInt | None = None
 
 
 class ModelParams(TrainParams):

@@ -78,9 +78,9 @@ class ReviewClassifier(PythonModel):
 
     @classmethod
     def from_files(cls, keras_model: Path, vocabulary: Path, encoding: Path) -> ReviewClassifier:
-        import keras
+        from stages.modeling import load_model
 
-        return cls(keras.models.load_model(keras_model), load_encoder(vocabulary, encoding))
+        return cls(load_model(keras_model), load_encoder(vocabulary, encoding))
 
     def load_context(self, context) -> None:
         loaded = self.from_files(*(Path(context.artifacts[name]) for name in ARTIFACTS))

@@ -87,8 +87,9 @@ def train_model(
         dropout=params.dropout,
         dense_units=params.dense_units,
         dense_dropout=params.dense_dropout,
+        recurrent_implementation=params.recurrent_implementation,
     )
-    compile_model(model, params.learning_rate)
+    compile_model(model, params.learning_rate, params.steps_per_execution)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
     )

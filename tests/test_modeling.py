@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from stages.modeling import RECURRENT_LAYERS, build_model
+from stages.modeling import KERAS_LAYERS, RECURRENT_LAYERS, build_model
 
 
-@pytest.mark.parametrize("cell", sorted(RECURRENT_LAYERS))
-def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell):
+@pytest.mark.parametrize("cell", sorted(KERAS_LAYERS))
+@pytest.mark.parametrize("implementation", sorted(RECURRENT_LAYERS))
+def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell, implementation):
     model = build_model(
         cell,
         vocabulary_size=100,
@@ -16,12 +17,14 @@ def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell):
         dropout=0.5,
         dense_units=6,
         dense_dropout=0.5,
+        recurrent_implementation=implementation,
     )
     reviews = np.random.default_rng(0).integers(0, 100, size=(5, 80), dtype=np.int32)
     probabilities = np.asarray(model(reviews, training=False))
     assert probabilities.shape == (5, 1)
     assert ((probabilities > 0) & (probabilities < 1)).all()
-    recurrent = [layer for layer in model.layers if isinstance(layer, RECURRENT_LAYERS[cell])]
+    layer_type = RECURRENT_LAYERS[implementation][cell]
+    recurrent = [layer for layer in model.layers if type(layer) is layer_type]
     assert len(recurrent) == 2
     assert recurrent[0].return_sequences and not recurrent[1].return_sequences
 
