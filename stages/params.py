@@ -69,6 +69,7 @@ class TrainParams(_Section):
     seed: Annotated[int, Field(ge=0)]
     recurrent_implementation: Literal["projected", "keras"]
     steps_per_execution: PositiveInt
+    distribution: Literal["none", "mirrored"]
 
 
 class ModelOverrides(_Section):
@@ -88,6 +89,7 @@ class ModelOverrides(_Section):
     seed: Annotated[int, Field(ge=0)] | None = None
     recurrent_implementation: Literal["projected", "keras"] | None = None
     steps_per_execution: PositiveInt | None = None
+    distribution: Literal["none", "mirrored"] | None = None
 
 
 class ModelParams(TrainParams):

@@ -64,6 +64,17 @@ def _stop_on_non_finite_loss():
     return StopOnNonFiniteLoss()
 
 
+def _batches(split: EncodedSplit, batch_size: int, shuffle_seed: int | None = None):
+    """A split as a tf.data pipeline: reshuffled every epoch (seeded) when ``shuffle_seed`` is
+    given, batched, prefetched."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((split.reviews, split.labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(split.labels), seed=shuffle_seed)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
 def train_model(
     params: ModelParams,
     train: EncodedSplit,
@@ -74,31 +85,32 @@ def train_model(
     """Builds, compiles and fits one model; keeps the weights of its best validation epoch."""
     import keras
 
+    from stages.distribution import make_strategy
     from stages.modeling import build_model, compile_model
 
+    strategy = make_strategy(params.distribution)
     seed_everything(params.seed)
-    model = build_model(
-        params.cell,
-        vocabulary_size=vocabulary_size,
-        sequence_length=train.reviews.shape[1],
-        embedding_dim=params.embedding_dim,
-        recurrent_layers=params.layers,
-        units=params.units,
-        dropout=params.dropout,
-        dense_units=params.dense_units,
-        dense_dropout=params.dense_dropout,
-        recurrent_implementation=params.recurrent_implementation,
-    )
-    compile_model(model, params.learning_rate, params.steps_per_execution)
+    with strategy.scope():
+        model = build_model(
+            params.cell,
+            vocabulary_size=vocabulary_size,
+            sequence_length=train.reviews.shape[1],
+            embedding_dim=params.embedding_dim,
+            recurrent_layers=params.layers,
+            units=params.units,
+            dropout=params.dropout,
+            dense_units=params.dense_units,
+            dense_dropout=params.dense_dropout,
+            recurrent_implementation=params.recurrent_implementation,
+        )
+        compile_model(model, params.learning_rate, params.steps_per_execution)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
     )
     started = time.perf_counter()
     fit = model.fit(
-        train.reviews,
-        train.labels,
-        validation_data=(val.reviews, val.labels),
-        batch_size=params.batch_size,
+        _batches(train, params.batch_size, shuffle_seed=params.seed),
+        validation_data=_batches(val, params.batch_size),
         epochs=params.epochs,
         # The divergence check goes first: no later callback sees a non-finite epoch.
         callbacks=[_stop_on_non_finite_loss(), early_stopping, *callbacks],
