@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -162,30 +163,40 @@ def throughput_table(repeats: int, epochs: int, variants: list[str]) -> None:
                         f"  repeat {repeat + 1} {name:10s} {way:10s} {samples:8.0f} samples/s "
                         f"val_accuracy {accuracy:.4f}"
                     )
+    names = list(all_params.models)
     _print(
         f"\nMedians of {repeats} repeats, {epochs} epochs each "
         f"({len(train.labels)} training reviews, batch {all_params.train.batch_size}):"
     )
+    _print(median_table(results, names, variants))
+
+
+def median_table(results: dict, names: list[str], variants: list[str]) -> str:
+    """Each model's median samples/s and validation accuracy per way, and each variant's
+    speed relative to the plain recipe."""
     ways = ["plain", *variants]
-    _print(
-        f"{'model':10s} "
-        + " ".join(f"{way + '/s':>13s}" for way in ways)
-        + " "
-        + " ".join(f"{way + ' ratio':>16s}" for way in variants)
-        + " "
-        + " ".join(f"{way + ' val acc':>18s}" for way in ways)
+    table = pd.DataFrame(
+        {
+            **{
+                f"{way}/s": [statistics.median(s for s, _ in results[n, way]) for n in names]
+                for way in ways
+            },
+            **{
+                f"{way} val acc": [statistics.median(a for _, a in results[n, way]) for n in names]
+                for way in ways
+            },
+        },
+        index=pd.Index(names, name="model"),
     )
-    for name in all_params.models:
-        speed = {way: statistics.median(s for s, _ in results[name, way]) for way in ways}
-        accuracy = {way: statistics.median(a for _, a in results[name, way]) for way in ways}
-        _print(
-            f"{name:10s} "
-            + " ".join(f"{speed[way]:13.0f}" for way in ways)
-            + " "
-            + " ".join(f"{speed[way] / speed['plain']:16.2f}" for way in variants)
-            + " "
-            + " ".join(f"{accuracy[way]:18.4f}" for way in ways)
-        )
+    for position, way in enumerate(variants, start=len(ways)):
+        table.insert(position, f"{way} ratio", table[f"{way}/s"] / table["plain/s"])
+    formats = {"/s": "{:.0f}", "ratio": "{:.2f}", "acc": "{:.4f}"}
+    return table.to_string(
+        formatters={
+            column: next(f for end, f in formats.items() if column.endswith(end)).format
+            for column in table.columns
+        }
+    )
 
 
 def timed(command: list[str]) -> tuple[float, float]:

@@ -249,66 +249,54 @@ class _HoistedInputProjection:
         projected = ops.matmul(tf.transpose(sequences, [1, 0, 2]), cell.kernel)
         return projected if input_bias is None else projected + input_bias
 
-    def _outputs(self, hs, h, states):
-        """What Keras' ``inner_loop`` returns: last output, outputs, final states."""
-        outputs = tf.transpose(hs, [1, 0, 2]) if self.return_sequences else h
-        return h, outputs, states
+    def _biases(self):
+        """The input bias added to the projection (or None), and what the sequence function
+        takes between the recurrent kernel and the initial states."""
+        return (self.cell.bias if self.cell.use_bias else None), ()
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._can_hoist(mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        return self._hoisted_loop(sequences, list(initial_state), training)
+        input_bias, extra_inputs = self._biases()
+        projected = self._time_major_projection(sequences, input_bias, training)
+        hs, *states = self._sequence(
+            projected, self.cell.recurrent_kernel.value, *extra_inputs, *initial_state
+        )
+        # What Keras' inner_loop returns: last output, outputs, final states.
+        outputs = tf.transpose(hs, [1, 0, 2]) if self.return_sequences else states[0]
+        return states[0], outputs, states
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
 class ProjectedSimpleRNN(_HoistedInputProjection, keras.layers.SimpleRNN):
     """``keras.layers.SimpleRNN``, with the input projection before the time loop."""
 
-    def _hoisted_loop(self, sequences, initial_state, training):
-        cell = self.cell
-        projected = self._time_major_projection(
-            sequences, cell.bias if cell.use_bias else None, training
-        )
-        hs, h = simple_rnn_sequence(projected, cell.recurrent_kernel.value, initial_state[0])
-        return self._outputs(hs, h, [h])
+    _sequence = staticmethod(simple_rnn_sequence)
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
 class ProjectedLSTM(_HoistedInputProjection, keras.layers.LSTM):
     """``keras.layers.LSTM``, with the input projection before the time loop."""
 
-    def _hoisted_loop(self, sequences, initial_state, training):
-        cell = self.cell
-        projected = self._time_major_projection(
-            sequences, cell.bias if cell.use_bias else None, training
-        )
-        hs, h, c = lstm_sequence(projected, cell.recurrent_kernel.value, *initial_state)
-        return self._outputs(hs, h, [h, c])
+    _sequence = staticmethod(lstm_sequence)
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
 class ProjectedGRU(_HoistedInputProjection, keras.layers.GRU):
     """``keras.layers.GRU``, with the input projection before the time loop."""
 
+    _sequence = staticmethod(gru_sequence)
+
     def _can_hoist(self, mask) -> bool:
         # With reset_after=False the reset gate scales the state before its matmul: nothing
         # of the step's matmul can be shared, so Keras' loop it is.
         return self.cell.reset_after and super()._can_hoist(mask)
 
-    def _hoisted_loop(self, sequences, initial_state, training):
+    def _biases(self):
         cell = self.cell
         if cell.use_bias:
-            input_bias, recurrent_bias = cell.bias[0], cell.bias[1]
-        else:
-            input_bias, recurrent_bias = None, tf.zeros([3 * cell.units], self.compute_dtype)
-        projected = self._time_major_projection(sequences, input_bias, training)
-        hs, h = gru_sequence(
-            projected,
-            cell.recurrent_kernel.value,
-            recurrent_bias,
-            initial_state[0],
-        )
-        return self._outputs(hs, h, [h])
+            return cell.bias[0], (cell.bias[1],)
+        return None, (tf.zeros([3 * cell.units], self.compute_dtype),)
 
 
 PROJECTED_LAYERS = {"simplernn": ProjectedSimpleRNN, "lstm": ProjectedLSTM, "gru": ProjectedGRU}
