@@ -78,9 +78,16 @@ def _experiment_id(experiment_name: str) -> str:
             experiment = mlflow.get_experiment_by_name(experiment_name)
             if experiment is not None:
                 return experiment.experiment_id
-            return mlflow.create_experiment(
-                experiment_name, artifact_location=_local_artifact_location(experiment_name)
-            )
+            try:
+                return mlflow.create_experiment(
+                    experiment_name, artifact_location=_local_artifact_location(experiment_name)
+                )
+            except mlflow.exceptions.MlflowException as error:
+                # On a shared server another process (a parallel experiment, a teammate) may
+                # have created it since we looked: no lock spans machines.
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                return mlflow.get_experiment_by_name(experiment_name).experiment_id
     except Exception as error:
         raise TrackingError(
             f"cannot use the MLflow tracking store {tracking_uri()}: {error}. "

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -149,8 +150,9 @@ def workspace(tmp_path, monkeypatch, tiny_archive):
     mlflow.set_tracking_uri(None)
 
 
-def environment() -> dict[str, str]:
-    """The user's environment, with the test's Python first on PATH and no MLflow settings."""
+def environment(**extra: str) -> dict[str, str]:
+    """The user's environment, with the test's Python first on PATH and no MLflow settings
+    but those in ``extra``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(
@@ -159,12 +161,18 @@ def environment() -> dict[str, str]:
         GIT_COMMITTER_NAME="test",
         GIT_COMMITTER_EMAIL="test@example.com",
     )
+    env.update(extra)
     return env
 
 
-def run(command: list[str], cwd: Path, expect_failure: bool = False) -> str:
-    """Runs a command in the copy; returns its output, and checks that it succeeded (or not)."""
-    result = subprocess.run(command, cwd=cwd, env=environment(), capture_output=True, text=True)
+def run(
+    command: list[str], cwd: Path, expect_failure: bool = False, env: dict | None = None
+) -> str:
+    """Runs a command in the copy; returns its output, and checks that it succeeded (or not).
+    ``env`` adds variables to :func:`environment`."""
+    result = subprocess.run(
+        command, cwd=cwd, env=environment(**(env or {})), capture_output=True, text=True
+    )
     output = result.stdout + result.stderr
     failed = result.returncode != 0
     assert failed == expect_failure, (
@@ -210,3 +218,30 @@ def make_project(folder: Path) -> Path:
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "tiny project"], project)
     return project
+
+
+def run_queued_experiments(project: Path, params_by_name: dict[str, str], env=None) -> str:
+    """Queues one `dvc exp run` per name (``-S`` value), runs them with `dvc queue start -j 2`
+    and waits for the queue to empty; returns the final `dvc queue status`."""
+    for name, setting in params_by_name.items():
+        run(["dvc", "exp", "run", "--queue", "-n", name, "-S", setting], project, env=env)
+    # The workers outlive `dvc queue start` and hold on to its output: nothing may wait on it.
+    subprocess.run(
+        ["dvc", "queue", "start", "-j", "2"],
+        cwd=project,
+        env=environment(**(env or {})),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+    deadline = time.monotonic() + 600
+    try:
+        while "Queued" in (status := run(["dvc", "queue", "status"], project)) or (
+            "Running" in status
+        ):
+            assert time.monotonic() < deadline, status
+            time.sleep(2)
+    finally:
+        run(["dvc", "queue", "stop"], project)
+    return status

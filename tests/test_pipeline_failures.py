@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import environment, make_project, run, set_params
+from tests.conftest import environment, make_project, run, run_queued_experiments, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -126,39 +126,9 @@ def test_bad_values_from_dvc_exp_run_set_param_are_caught_by_key(project, settin
 
 
 def test_two_queued_experiments_run_at_once_into_one_store(project):
-    for units in (4, 5):
-        run(
-            [
-                "dvc",
-                "exp",
-                "run",
-                "--queue",
-                "-n",
-                f"gru-{units}",
-                "-S",
-                f"models.gru.units={units}",
-            ],
-            project,
-        )
-    # The workers outlive `dvc queue start` and hold on to its output: nothing may wait on it.
-    subprocess.run(
-        ["dvc", "queue", "start", "-j", "2"],
-        cwd=project,
-        env=environment(),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=120,
+    status = run_queued_experiments(
+        project, {f"gru-{units}": f"models.gru.units={units}" for units in (4, 5)}
     )
-    deadline = time.monotonic() + 600
-    try:
-        while "Queued" in (status := run(["dvc", "queue", "status"], project)) or (
-            "Running" in status
-        ):
-            assert time.monotonic() < deadline, status
-            time.sleep(2)
-    finally:
-        run(["dvc", "queue", "stop"], project)
     assert status.count("Success") >= 2, status
     logs = "".join(run(["dvc", "queue", "logs", name], project) for name in ("gru-4", "gru-5"))
     assert "database is locked" not in logs

@@ -1,61 +1,13 @@
 """The pipeline against an MLflow tracking server that does not answer, or goes away."""
 
-import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import mlflow
 import pytest
 
 from stages import paths, tracking, train
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(folder: Path, port: int) -> subprocess.Popen:
-    """A real `mlflow server` on loopback, with its store and artifacts in ``folder``."""
-    server = subprocess.Popen(
-        [
-            Path(sys.executable).parent / "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return server
-        except OSError:
-            time.sleep(0.5)
-    stop_server(server)
-    pytest.fail("mlflow server did not start")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, 15)
-    server.wait(timeout=30)
+from tests.servers import free_port, start_mlflow_server, stop_server
 
 
 def test_a_server_that_does_not_answer_fails_the_stage_in_seconds(workspace, monkeypatch):
@@ -72,7 +24,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
     workspace, monkeypatch, tmp_path
 ):
     port = free_port()
-    server = start_server(tmp_path, port)
+    server = start_mlflow_server(tmp_path, port)
     uri = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -97,7 +49,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
     # The stage failed, so DVC does not record it and the next `dvc repro` trains again.
     assert not paths.run_id_file("gru").exists()
 
-    server = start_server(tmp_path, port)
+    server = start_mlflow_server(tmp_path, port)
     try:
         client = mlflow.MlflowClient(uri)
         experiment = client.get_experiment_by_name("imdb-rnn-comparison")
