@@ -69,7 +69,7 @@ class TrainParams(_Section):
     seed: Annotated[int, Field(ge=0)]
     recurrent_implementation: Literal["projected", "keras"]
     steps_per_execution: PositiveInt
-    distribution: Literal["none", "mirrored"]
+    distribution: Literal["none", "mirrored", "multi_worker"]
 
 
 class ModelOverrides(_Section):
@@ -89,7 +89,7 @@ class ModelOverrides(_Section):
     seed: Annotated[int, Field(ge=0)] | None = None
     recurrent_implementation: Literal["projected", "keras"] | None = None
     steps_per_execution: PositiveInt | None = None
-    distribution: Literal["none", "mirrored"] | None = None
+    distribution: Literal["none", "mirrored", "multi_worker"] | None = None
 
 
 class ModelParams(TrainParams):
@@ -164,6 +164,15 @@ def parse_params(raw: Any) -> Params:
             "(they name DVC stages and folders)"
             for name in models
             if not MODEL_NAME_PATTERN.match(str(name))
+        ]
+    if params is not None:
+        problems += [
+            f"models.{name}: distribution multi_worker needs steps_per_execution 1 (got "
+            f"{model.steps_per_execution}); Keras' multi-step loop fails across workers. Set "
+            "train.steps_per_execution: 1"
+            for name in params.models
+            if (model := params.model(name)).distribution == "multi_worker"
+            and model.steps_per_execution != 1
         ]
     if problems:
         raise ParamsError("params.yaml has problems:\n  " + "\n  ".join(problems))

@@ -7,6 +7,7 @@ an MLflow run that the evaluate stage later adds the test metrics to.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -18,6 +19,7 @@ import pandas as pd
 
 from stages import paths, plots, tracking
 from stages.cli import StageError, run_stage
+from stages.distribution import cluster, cluster_task, is_chief
 from stages.files import atomic_path, write_json, write_text
 from stages.params import ModelParams, load_params
 from stages.prepare import SHAPING_DATA_PARAMS, EncodedSplit, load_split
@@ -72,7 +74,10 @@ def _batches(split: EncodedSplit, batch_size: int, shuffle_seed: int | None = No
     dataset = tf.data.Dataset.from_tensor_slices((split.reviews, split.labels))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(split.labels), seed=shuffle_seed)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # Every worker of a cluster holds the whole split: each takes its share of every batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def train_model(
@@ -189,6 +194,18 @@ def _log_inputs(params: ModelParams, data_params: dict, train, val) -> None:
         mlflow.log_input(dataset, context=context)
 
 
+def _train_as_worker(name: str, params: ModelParams) -> None:
+    """A worker of a multi-worker cluster other than the chief: trains its share of every
+    batch, and writes and logs nothing (the chief saves the model and records the run)."""
+    task_type, index = cluster_task()
+    logger.info(
+        "Training %s as %s %d of the TF_CONFIG cluster; the chief writes", name, task_type, index
+    )
+    train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
+    vocabulary = load_encoder(paths.VOCABULARY, paths.ENCODING_SETTINGS).vocabulary
+    train_model(params, train, val, len(vocabulary), callbacks=[])
+
+
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise StageError("usage: python -m stages.train <model name from params.yaml's models>")
@@ -196,7 +213,12 @@ def main(argv: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     params = all_params.model(name)
     data_params = all_params.data.model_dump(include=set(SHAPING_DATA_PARAMS))
+    if not is_chief():
+        _train_as_worker(name, params)
+        return
     tags = {"model_name": name, "cell": params.cell, "pipeline_stage": "train"}
+    if params.distribution == "multi_worker":
+        tags["tf_config_cluster"] = json.dumps(cluster())
     with tracking.run(all_params.mlflow.experiment_name, run_name=name, tags=tags) as run:
         import mlflow
 
