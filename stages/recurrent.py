@@ -109,17 +109,17 @@ def lstm_sequence(projected, recurrent_kernel, h0, c0):
     """
     steps = tf.shape(projected)[0]
 
-    def step(t, h, c, hs, cs, zs):
+    def step(t, h, c, cs, zs):
         z = projected[t] + tf.matmul(h, recurrent_kernel)
         i, f, g, o = tf.split(z, 4, axis=1)
         c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
         h = tf.sigmoid(o) * tf.tanh(c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), zs.write(t, z)
+        return t + 1, h, c, cs.write(t, c), zs.write(t, z)
 
-    h, c, hs, cs, zs = _forward_loop(
-        step, steps, (h0, c0, _sequence(steps, h0), _sequence(steps, h0), _sequence(steps, h0))
-    )
-    hs, cs, zs = hs.stack(), cs.stack(), zs.stack()
+    # The loop keeps what cannot be recomputed; the hidden states follow from it, all at once.
+    h, c, cs, zs = _forward_loop(step, steps, (h0, c0, _sequence(steps, h0), _sequence(steps, h0)))
+    cs, zs = cs.stack(), zs.stack()
+    hs = tf.sigmoid(tf.split(zs, 4, axis=2)[3]) * tf.tanh(cs)
 
     def gradient(d_hs, d_h, d_c):
         d_hs, d_h, d_c = _or_zeros(d_hs, hs), _or_zeros(d_h, h), _or_zeros(d_c, c)
@@ -164,36 +164,26 @@ def gru_sequence(projected, recurrent_kernel, recurrent_bias, h0):
     steps = tf.shape(projected)[0]
     units = tf.shape(h0)[1]
 
-    def step(t, h, hs, gates, candidates, recurrent_hs):
-        x = projected[t]
-        m = tf.matmul(h, recurrent_kernel) + recurrent_bias
-        update_reset = tf.sigmoid(x[:, : 2 * units] + m[:, : 2 * units])
-        update, reset = update_reset[:, :units], update_reset[:, units:]
-        recurrent_h = m[:, 2 * units :]
-        candidate = tf.tanh(x[:, 2 * units :] + reset * recurrent_h)
-        h = candidate + update * (h - candidate)
-        return (
-            t + 1,
-            h,
-            hs.write(t, h),
-            gates.write(t, update_reset),
-            candidates.write(t, candidate),
-            recurrent_hs.write(t, recurrent_h),
-        )
+    def gates_and_candidate(x, m):
+        update_reset = tf.sigmoid(x[..., : 2 * units] + m[..., : 2 * units])
+        reset = update_reset[..., units:]
+        candidate = tf.tanh(x[..., 2 * units :] + reset * m[..., 2 * units :])
+        return update_reset[..., :units], reset, candidate
 
-    h, hs, gates, candidates, recurrent_hs = _forward_loop(
-        step, steps, (h0, *(_sequence(steps, h0) for _ in range(4)))
-    )
-    hs, gates, candidates, recurrent_hs = (
-        hs.stack(),
-        gates.stack(),
-        candidates.stack(),
-        recurrent_hs.stack(),
-    )
+    def step(t, h, hs, ms):
+        m = tf.matmul(h, recurrent_kernel) + recurrent_bias
+        update, _, candidate = gates_and_candidate(projected[t], m)
+        h = candidate + update * (h - candidate)
+        return t + 1, h, hs.write(t, h), ms.write(t, m)
+
+    h, hs, ms = _forward_loop(step, steps, (h0, _sequence(steps, h0), _sequence(steps, h0)))
+    hs, ms = hs.stack(), ms.stack()
 
     def gradient(d_hs, d_h):
         d_hs, d_h = _or_zeros(d_hs, hs), _or_zeros(d_h, h)
-        update, reset = gates[:, :, :units], gates[:, :, units:]
+        # The gates of every step, recomputed at once from what the loop kept.
+        update, reset, candidates = gates_and_candidate(projected, ms)
+        recurrent_hs = ms[..., 2 * units :]
         h_previous = _previous(h0, hs)
         # d(pre-activation) = d_h * coefficient, per gate; none depends on the gradient.
         k_update = (h_previous - candidates) * update * (1.0 - update)
