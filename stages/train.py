@@ -66,6 +66,23 @@ def _stop_on_non_finite_loss():
     return StopOnNonFiniteLoss()
 
 
+def _first_step_timer():
+    """A callback that notes, in ``seconds``, how long the process took from its start to the
+    end of its first training step: imports, data loading, model building and graph tracing,
+    the wait a user sees before training runs."""
+    import keras
+    import psutil
+
+    class FirstStepTimer(keras.callbacks.Callback):
+        seconds = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.seconds is None:
+                self.seconds = time.time() - psutil.Process().create_time()
+
+    return FirstStepTimer()
+
+
 def _batches(split: EncodedSplit, batch_size: int, shuffle_seed: int | None = None):
     """A split as a tf.data pipeline: reshuffled every epoch (seeded) when ``shuffle_seed`` is
     given, batched, prefetched."""
@@ -112,13 +129,14 @@ def train_model(
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
     )
+    first_step = _first_step_timer()
     started = time.perf_counter()
     fit = model.fit(
         _batches(train, params.batch_size, shuffle_seed=params.seed),
         validation_data=_batches(val, params.batch_size),
         epochs=params.epochs,
         # The divergence check goes first: no later callback sees a non-finite epoch.
-        callbacks=[_stop_on_non_finite_loss(), early_stopping, *callbacks],
+        callbacks=[_stop_on_non_finite_loss(), early_stopping, first_step, *callbacks],
         # One line per epoch where no person watches a progress bar (logs, CI).
         verbose=1 if sys.stdout.isatty() else 2,
     )
@@ -134,6 +152,7 @@ def train_model(
         "trainable_params": int(sum(w.numpy().size for w in model.trainable_weights)),
         "training_seconds": round(seconds, 2),
         "samples_per_second": round(len(train.labels) * len(history) / seconds, 1),
+        "seconds_to_first_step": round(first_step.seconds, 2),
     }
     return TrainingResult(model, history, summary)
 
