@@ -1,7 +1,7 @@
 """Training throughput of the pipeline against the seed's plain Keras recipe, and the
 pipeline's own overhead. Not a test: it prints numbers, on the real prepared data.
 
-    python bench/benchmark.py                  # 3 repeats, 2 epochs each
+    python bench/benchmark.py                  # 3 repeats, 3 epochs each
     python bench/benchmark.py --repeats 5 --epochs 3
     python bench/benchmark.py --overhead       # also rerun every stage (forced), timed
 
@@ -36,12 +36,46 @@ from stages.train import train_model  # noqa: E402
 SHUFFLE_BUFFER = 1000  # The seed's Dataset.shuffle(1000).
 
 
-def plain_recipe(params, num_words: int, epochs: int, train, val) -> tuple[float, float]:
-    """The seed's recipe: a subclassed model fed by tf.data, one model.fit.
+def epoch_timer():
+    """A Keras callback timing the training part of every epoch, validation excluded.
 
-    Returns:
-        Training samples per second of fit, and the last epoch's validation accuracy.
-    """
+    The first epoch includes building the training graph (tracing and optimizing it), paid once
+    per fit; later epochs are the steady state that a longer run spends most of its time in."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+            self._started = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._started = time.perf_counter()
+
+        def on_test_begin(self, logs=None):
+            # fit validates at the end of each epoch, after its last training step.
+            if self._started is not None:
+                self.seconds.append(time.perf_counter() - self._started)
+                self._started = None
+
+    return EpochTimer()
+
+
+def measurement(samples: int, fit_seconds: float, timer, val_accuracy: float) -> dict:
+    """What one fit measured: samples/s over the whole fit (first-epoch graph building and
+    validation included) and in the steady state (median of the later epochs' training parts),
+    the first epoch's training seconds, and the last validation accuracy."""
+    epochs = len(timer.seconds)
+    return {
+        "fit": samples * epochs / fit_seconds,
+        "steady": statistics.median(samples / s for s in timer.seconds[1:]),
+        "first epoch s": timer.seconds[0],
+        "val acc": val_accuracy,
+    }
+
+
+def plain_recipe(params, num_words: int, epochs: int, train, val) -> dict:
+    """The seed's recipe: a subclassed model fed by tf.data, one model.fit."""
     import keras
     import tensorflow as tf
     from keras import layers
@@ -83,10 +117,13 @@ def plain_recipe(params, num_words: int, epochs: int, train, val) -> tuple[float
     val_data = tf.data.Dataset.from_tensor_slices((val.reviews, val.labels)).batch(
         params.batch_size
     )
+    timer = epoch_timer()
     started = time.perf_counter()
-    history = model.fit(train_data, epochs=epochs, validation_data=val_data, verbose=0)
+    history = model.fit(
+        train_data, epochs=epochs, validation_data=val_data, callbacks=[timer], verbose=0
+    )
     seconds = time.perf_counter() - started
-    return len(train.labels) * epochs / seconds, history.history["val_accuracy"][-1]
+    return measurement(len(train.labels), seconds, timer, history.history["val_accuracy"][-1])
 
 
 # The pipeline's training code under different settings: each is one column of the table, so
@@ -100,9 +137,7 @@ PIPELINE_VARIANTS = {
 }
 
 
-def pipeline(
-    name: str, variant: dict, epochs: int, train, val, all_params, store: Path
-) -> tuple[float, float]:
+def pipeline(name: str, variant: dict, epochs: int, train, val, all_params, store: Path) -> dict:
     """The pipeline's own training code, with its MLflow callback, in a throwaway store."""
     import mlflow
 
@@ -110,18 +145,24 @@ def pipeline(
         update={"epochs": epochs, "early_stopping_patience": epochs + 1, **variant}
     )
     mlflow.set_tracking_uri(f"sqlite:///{store}")
+    timer = epoch_timer()
     with mlflow.start_run():
         result = train_model(
             params,
             train,
             val,
             all_params.data.num_words,
-            callbacks=[tracking.epoch_metrics_callback()],
+            callbacks=[tracking.epoch_metrics_callback(), timer],
         )
-    return result.summary["samples_per_second"], float(result.history["val_accuracy"].iloc[-1])
+    return measurement(
+        len(train.labels),
+        result.summary["training_seconds"],
+        timer,
+        float(result.history["val_accuracy"].iloc[-1]),
+    )
 
 
-def throughput_table(repeats: int, epochs: int, variants: list[str]) -> None:
+def throughput_table(repeats: int, epochs: int, variants: list[str], models: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
     # The prepared split is ordered by review id, negatives first. The seed's data came shuffled
@@ -129,10 +170,10 @@ def throughput_table(repeats: int, epochs: int, variants: list[str]) -> None:
     # once up front, as the seed's data was.
     order = np.random.default_rng(0).permutation(len(train.labels))
     train = EncodedSplit(train.ids[order], train.reviews[order], train.labels[order])
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    records = []
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(repeats):
-            for name in all_params.models:
+            for name in models:
                 model = all_params.model(name)
                 ways = [
                     (
@@ -160,46 +201,38 @@ def throughput_table(repeats: int, epochs: int, variants: list[str]) -> None:
                 # Rotate which goes first, so that none always runs on a warmer machine.
                 shift = repeat % len(ways)
                 for way, function in ways[shift:] + ways[:shift]:
-                    results.setdefault((name, way), []).append(function())
-                    samples, accuracy = results[name, way][-1]
+                    measured = function()
+                    records.append({"model": name, "way": way, **measured})
                     _print(
-                        f"  repeat {repeat + 1} {name:10s} {way:10s} {samples:8.0f} samples/s "
-                        f"val_accuracy {accuracy:.4f}"
+                        f"  repeat {repeat + 1} {name:10s} {way:11s} "
+                        + " ".join(f"{key} {value:.4g}" for key, value in measured.items())
                     )
-    names = list(all_params.models)
     _print(
         f"\nMedians of {repeats} repeats, {epochs} epochs each "
-        f"({len(train.labels)} training reviews, batch {all_params.train.batch_size}):"
+        f"({len(train.labels)} training reviews, batch {all_params.train.batch_size})."
     )
-    _print(median_table(results, names, variants))
+    _print(median_tables(pd.DataFrame(records), models, ["plain", *variants]))
 
 
-def median_table(results: dict, names: list[str], variants: list[str]) -> str:
-    """Each model's median samples/s and validation accuracy per way, and each variant's
-    speed relative to the plain recipe."""
-    ways = ["plain", *variants]
-    table = pd.DataFrame(
-        {
-            **{
-                f"{way}/s": [statistics.median(s for s, _ in results[n, way]) for n in names]
-                for way in ways
-            },
-            **{
-                f"{way} val acc": [statistics.median(a for _, a in results[n, way]) for n in names]
-                for way in ways
-            },
-        },
-        index=pd.Index(names, name="model"),
-    )
-    for position, way in enumerate(variants, start=len(ways)):
-        table.insert(position, f"{way} ratio", table[f"{way}/s"] / table["plain/s"])
-    formats = {"/s": "{:.0f}", "ratio": "{:.2f}", "acc": "{:.4f}"}
-    return table.to_string(
-        formatters={
-            column: next(f for end, f in formats.items() if column.endswith(end)).format
-            for column in table.columns
-        }
-    )
+def median_tables(records: pd.DataFrame, models: list[str], ways: list[str]) -> str:
+    """Per model and way, the medians of every measurement, with each way's samples/s relative
+    to the plain recipe's."""
+    medians = records.groupby(["model", "way"]).median()
+    sections = []
+    for measure, title, number in (
+        ("steady", "Steady-state training samples/s (epochs after the first)", "{:.0f}"),
+        ("fit", "Whole-fit samples/s (graph building and validation included)", "{:.0f}"),
+        ("first epoch s", "First epoch's training seconds (includes graph building)", "{:.1f}"),
+        ("val acc", "Validation accuracy after the last epoch", "{:.4f}"),
+    ):
+        table = medians[measure].unstack("way").reindex(index=models, columns=ways)
+        formats = {way: number.format for way in ways}
+        if measure in ("steady", "fit"):
+            for way in ways[1:]:
+                table[f"{way} ratio"] = table[way] / table["plain"]
+                formats[f"{way} ratio"] = "{:.2f}".format
+        sections.append(f"\n{title}:\n{table.to_string(formatters=formats)}")
+    return "\n".join(sections)
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -249,7 +282,12 @@ def _print(line: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="0: skip the throughput table")
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="per fit; at least 2 (the first builds the graph)"
+    )
+    parser.add_argument(
+        "--models", help="comma-separated model keys of params.yaml (default: all of them)"
+    )
     parser.add_argument(
         "--variants",
         default=",".join(PIPELINE_VARIANTS),
@@ -272,8 +310,16 @@ def main() -> None:
         raise SystemExit(f"unknown variants {sorted(unknown)}; known: {list(PIPELINE_VARIANTS)}")
     if arguments.overhead:
         overhead_table()
+    models = list(load_params(paths.PARAMS_FILE).models)
+    if arguments.models:
+        unknown = set(arguments.models.split(",")) - set(models)
+        if unknown:
+            raise SystemExit(f"unknown models {sorted(unknown)}; params.yaml has {models}")
+        models = arguments.models.split(",")
+    if arguments.epochs < 2:
+        raise SystemExit("--epochs must be at least 2: the first one includes building the graph")
     if arguments.repeats > 0:
-        throughput_table(arguments.repeats, arguments.epochs, variants)
+        throughput_table(arguments.repeats, arguments.epochs, variants, models)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from stages.recurrent import PROJECTED_LAYERS
+from stages.recurrent import ProjectedStack
 
 KERAS_LAYERS = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
-RECURRENT_LAYERS = {"keras": KERAS_LAYERS, "projected": PROJECTED_LAYERS}
+RECURRENT_IMPLEMENTATIONS = ("projected", "keras")
 
 
 def build_model(
@@ -32,25 +32,34 @@ def build_model(
         sequence_length: Tokens per (padded) review.
         recurrent_layers: How many recurrent layers are stacked.
         dropout: Dropout on the inputs of each recurrent layer.
-        recurrent_implementation: ``projected`` (stages/recurrent.py) or ``keras``: the same
-            function with the same weights, computed two ways.
+        recurrent_implementation: ``projected`` (stages/recurrent.py: the recurrent layers as
+            one ``ProjectedStack``) or ``keras`` (Keras' layers): the same function with the
+            same weights, computed two ways.
 
     Returns:
         An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
     """
     if cell not in KERAS_LAYERS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(KERAS_LAYERS)}")
-    recurrent_layer = RECURRENT_LAYERS[recurrent_implementation][cell]
+    if recurrent_implementation not in RECURRENT_IMPLEMENTATIONS:
+        raise ValueError(
+            f"unknown recurrent_implementation {recurrent_implementation!r}; "
+            f"choose one of {', '.join(RECURRENT_IMPLEMENTATIONS)}"
+        )
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
-    for index in range(recurrent_layers):
-        # Every layer but the last passes its whole sequence on to the next one.
-        x = recurrent_layer(
-            units,
-            dropout=dropout,
-            return_sequences=index < recurrent_layers - 1,
-            name=f"{cell}_{index + 1}",
-        )(x)
+    if recurrent_implementation == "projected":
+        # The same layers (named <cell>_1, <cell>_2, ...), run as one loop.
+        x = ProjectedStack(cell, units, recurrent_layers, dropout=dropout, name=f"{cell}_stack")(x)
+    else:
+        for index in range(recurrent_layers):
+            # Every layer but the last passes its whole sequence on to the next one.
+            x = KERAS_LAYERS[cell](
+                units,
+                dropout=dropout,
+                return_sequences=index < recurrent_layers - 1,
+                name=f"{cell}_{index + 1}",
+            )(x)
     x = layers.Dense(dense_units, name="dense")(x)
     x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
     x = layers.ReLU(name="relu")(x)

@@ -67,64 +67,78 @@ def _previous(initial, sequence):
     return tf.concat([initial[None], sequence[:-1]], axis=0)
 
 
-@tf.custom_gradient
-def simple_rnn_sequence(projected, recurrent_kernel, h0):
-    """A tanh SimpleRNN over time-major ``projected`` ([T, B, U], input bias included).
-
-    Returns:
-        All states [T, B, U] and the last one [B, U].
-    """
-    steps = tf.shape(projected)[0]
-
-    def step(t, h, hs):
-        h = tf.tanh(projected[t] + tf.matmul(h, recurrent_kernel))
-        return t + 1, h, hs.write(t, h)
-
-    h, hs = _forward_loop(step, steps, (h0, _sequence(steps, h0)))
-    hs = hs.stack()
-
-    def gradient(d_hs, d_h):
-        d_hs, d_h = _or_zeros(d_hs, hs), _or_zeros(d_h, h)
-        tanh_derivative = 1.0 - hs * hs
-        transposed_kernel = tf.transpose(recurrent_kernel)
-
-        def back(t, d_h_next, d_as):
-            d_a = (d_hs[t] + d_h_next) * tanh_derivative[t]
-            return t - 1, tf.matmul(d_a, transposed_kernel), d_as.write(t, d_a)
-
-        d_h0, d_as = _backward_loop(back, steps, (d_h, _sequence(steps, h0)))
-        d_as = d_as.stack()
-        return d_as, _kernel_gradient(_previous(h0, hs), d_as), d_h0
-
-    return (hs, h), gradient
+# A gate pre-activation far beyond float32's saturation: sigmoid of it is exactly 0 or 1.
+_SATURATED = 1e30
 
 
-@tf.custom_gradient
-def lstm_sequence(projected, recurrent_kernel, h0, c0):
-    """An LSTM (sigmoid gates, tanh) over time-major ``projected`` ([T, B, 4U], gates in
-    Keras' order i, f, c, o, input bias included).
+class _SimpleRNNMath:
+    """``h = tanh(x + h @ R)``. The loop keeps the states."""
 
-    Returns:
-        All hidden states [T, B, U], the last hidden state and the last carry [B, U].
-    """
-    steps = tf.shape(projected)[0]
+    gates = 1
+    kept = 1  # sequences the loop keeps per layer
+    # Before a layer's first step in a wavefront (see ``recurrent_stack``), its input row makes
+    # the step return exactly the zero state: tanh(0) = 0.
+    hold = (0.0,)
 
-    def step(t, h, c, cs, zs):
-        z = projected[t] + tf.matmul(h, recurrent_kernel)
-        i, f, g, o = tf.split(z, 4, axis=1)
+    @staticmethod
+    def forward(x, state, recurrent_kernel, recurrent_bias):
+        (h,) = state
+        h = tf.tanh(x + tf.matmul(h, recurrent_kernel))
+        return (h,), (h,)
+
+    @staticmethod
+    def outputs(kept):
+        return kept[0]
+
+    @staticmethod
+    def final_states(kept):
+        return (kept[0][-1],)
+
+    @staticmethod
+    def backward_coefficients(inputs, kept, initial_state):
+        (hs,) = kept
+        return (1.0 - hs * hs,)
+
+    @staticmethod
+    def backward(d_h, carry, coefficients, transposed_kernel):
+        (tanh_derivative,) = coefficients
+        d_z = d_h * tanh_derivative
+        return d_z, d_z, tf.matmul(d_z, transposed_kernel), ()
+
+
+class _LSTMMath:
+    """Sigmoid gates and tanh, gates in Keras' order i, f, c, o. The loop keeps the carries and
+    the pre-activations; the hidden states follow from them, all at once, after the loop."""
+
+    gates = 4
+    kept = 2
+    # Input gate shut: the carry stays f * 0 = 0, and so does h = o * tanh(0).
+    hold = (-_SATURATED, 0.0, 0.0, 0.0)
+
+    @staticmethod
+    def forward(x, state, recurrent_kernel, recurrent_bias):
+        h, c = state
+        z = x + tf.matmul(h, recurrent_kernel)
+        i, f, g, o = tf.split(z, 4, axis=-1)
         c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
         h = tf.sigmoid(o) * tf.tanh(c)
-        return t + 1, h, c, cs.write(t, c), zs.write(t, z)
+        return (h, c), (c, z)
 
-    # The loop keeps what cannot be recomputed; the hidden states follow from it, all at once.
-    h, c, cs, zs = _forward_loop(step, steps, (h0, c0, _sequence(steps, h0), _sequence(steps, h0)))
-    cs, zs = cs.stack(), zs.stack()
-    hs = tf.sigmoid(tf.split(zs, 4, axis=2)[3]) * tf.tanh(cs)
+    @staticmethod
+    def outputs(kept):
+        cs, zs = kept
+        return tf.sigmoid(tf.split(zs, 4, axis=-1)[3]) * tf.tanh(cs)
 
-    def gradient(d_hs, d_h, d_c):
-        d_hs, d_h, d_c = _or_zeros(d_hs, hs), _or_zeros(d_h, h), _or_zeros(d_c, c)
+    @classmethod
+    def final_states(cls, kept):
+        cs, zs = kept
+        return cls.outputs((cs[-1:], zs[-1:]))[0], cs[-1]
+
+    @staticmethod
+    def backward_coefficients(inputs, kept, initial_state):
+        cs, zs = kept
         # Everything that does not depend on the incoming gradient, for all steps at once.
-        i, f, g, o = tf.split(zs, 4, axis=2)
+        i, f, g, o = tf.split(zs, 4, axis=-1)
         i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
         tanh_c = tf.tanh(cs)
         h_to_c = o * (1.0 - tanh_c * tanh_c)
@@ -132,87 +146,234 @@ def lstm_sequence(projected, recurrent_kernel, h0, c0):
         gate_derivatives = tf.concat(
             [
                 g * i * (1.0 - i),
-                _previous(c0, cs) * f * (1.0 - f),
+                _previous(initial_state[1], cs) * f * (1.0 - f),
                 i * (1.0 - g * g),
                 tanh_c * o * (1.0 - o),
             ],
-            axis=2,
+            axis=-1,
         )
-        transposed_kernel = tf.transpose(recurrent_kernel)
+        return h_to_c, gate_derivatives, f
 
-        def back(t, d_h_next, d_c_next, d_zs):
-            d_h_t = d_hs[t] + d_h_next
-            d_c_t = d_c_next + d_h_t * h_to_c[t]
-            d_z = tf.concat([d_c_t, d_c_t, d_c_t, d_h_t], axis=1) * gate_derivatives[t]
-            return t - 1, tf.matmul(d_z, transposed_kernel), d_c_t * f[t], d_zs.write(t, d_z)
-
-        d_h0, d_c0, d_zs = _backward_loop(back, steps, (d_h, d_c, _sequence(steps, h0)))
-        d_zs = d_zs.stack()
-        return d_zs, _kernel_gradient(_previous(h0, hs), d_zs), d_h0, d_c0
-
-    return (hs, h, c), gradient
+    @staticmethod
+    def backward(d_h, carry, coefficients, transposed_kernel):
+        h_to_c, gate_derivatives, f = coefficients
+        (d_c_next,) = carry
+        d_c = d_c_next + d_h * h_to_c
+        d_z = tf.concat([d_c, d_c, d_c, d_h], axis=-1) * gate_derivatives
+        return d_z, d_z, tf.matmul(d_z, transposed_kernel), (d_c * f,)
 
 
-@tf.custom_gradient
-def gru_sequence(projected, recurrent_kernel, recurrent_bias, h0):
-    """A GRU with ``reset_after=True`` (Keras' default; sigmoid gates, tanh) over time-major
-    ``projected`` ([T, B, 3U], gates in Keras' order z, r, h, input bias included).
+class _GRUMath:
+    """Keras' GRU with ``reset_after=True`` (its default): sigmoid gates, tanh, gates in
+    Keras' order z, r, h. The recurrent part (``h @ R + recurrent bias``) is kept apart from the
+    input part ``x`` because the reset gate scales only the former. The loop keeps the states
+    and the recurrent parts; the gates are recomputed, all at once, for the backward pass."""
 
-    Returns:
-        All states [T, B, U] and the last one [B, U].
-    """
-    steps = tf.shape(projected)[0]
-    units = tf.shape(h0)[1]
+    gates = 3
+    kept = 2
+    # Update gate open all the way: h = candidate + 1 * (0 - candidate) = 0.
+    hold = (_SATURATED, 0.0, 0.0)
 
-    def gates_and_candidate(x, m):
+    @staticmethod
+    def _gates(x, m):
+        # Static where it is known (always, in a model): a dynamic size costs ops every step.
+        units = x.shape[-1] // 3 if x.shape[-1] is not None else tf.shape(x)[-1] // 3
         update_reset = tf.sigmoid(x[..., : 2 * units] + m[..., : 2 * units])
         reset = update_reset[..., units:]
         candidate = tf.tanh(x[..., 2 * units :] + reset * m[..., 2 * units :])
         return update_reset[..., :units], reset, candidate
 
-    def step(t, h, hs, ms):
+    @classmethod
+    def forward(cls, x, state, recurrent_kernel, recurrent_bias):
+        (h,) = state
         m = tf.matmul(h, recurrent_kernel) + recurrent_bias
-        update, _, candidate = gates_and_candidate(projected[t], m)
+        update, _, candidate = cls._gates(x, m)
         h = candidate + update * (h - candidate)
-        return t + 1, h, hs.write(t, h), ms.write(t, m)
+        return (h,), (h, m)
 
-    h, hs, ms = _forward_loop(step, steps, (h0, _sequence(steps, h0), _sequence(steps, h0)))
-    hs, ms = hs.stack(), ms.stack()
+    @staticmethod
+    def outputs(kept):
+        return kept[0]
 
-    def gradient(d_hs, d_h):
-        d_hs, d_h = _or_zeros(d_hs, hs), _or_zeros(d_h, h)
-        # The gates of every step, recomputed at once from what the loop kept.
-        update, reset, candidates = gates_and_candidate(projected, ms)
-        recurrent_hs = ms[..., 2 * units :]
-        h_previous = _previous(h0, hs)
+    @staticmethod
+    def final_states(kept):
+        return (kept[0][-1],)
+
+    @classmethod
+    def backward_coefficients(cls, inputs, kept, initial_state):
+        hs, ms = kept
+        update, reset, candidates = cls._gates(inputs, ms)
+        recurrent_candidates = ms[..., 2 * tf.shape(hs)[-1] :]
         # d(pre-activation) = d_h * coefficient, per gate; none depends on the gradient.
-        k_update = (h_previous - candidates) * update * (1.0 - update)
+        k_update = (_previous(initial_state[0], hs) - candidates) * update * (1.0 - update)
         k_candidate = (1.0 - update) * (1.0 - candidates * candidates)
-        k_reset = k_candidate * recurrent_hs * reset * (1.0 - reset)
-        recurrent_coefficients = tf.concat([k_update, k_reset, k_candidate * reset], axis=2)
-        transposed_kernel = tf.transpose(recurrent_kernel)
+        k_reset = k_candidate * recurrent_candidates * reset * (1.0 - reset)
+        recurrent_coefficients = tf.concat([k_update, k_reset, k_candidate * reset], axis=-1)
+        input_coefficients = tf.concat([k_update, k_reset, k_candidate], axis=-1)
+        return recurrent_coefficients, input_coefficients, update
 
-        def back(t, d_h_next, d_hs_total, d_ms):
-            d_h_t = d_hs[t] + d_h_next
-            d_m = tf.concat([d_h_t, d_h_t, d_h_t], axis=1) * recurrent_coefficients[t]
-            d_h_next = d_h_t * update[t] + tf.matmul(d_m, transposed_kernel)
-            return t - 1, d_h_next, d_hs_total.write(t, d_h_t), d_ms.write(t, d_m)
+    @staticmethod
+    def backward(d_h, carry, coefficients, transposed_kernel):
+        recurrent_coefficients, input_coefficients, update = coefficients
+        d_h3 = tf.concat([d_h, d_h, d_h], axis=-1)
+        d_m = d_h3 * recurrent_coefficients
+        d_h_previous = d_h * update + tf.matmul(d_m, transposed_kernel)
+        return d_h3 * input_coefficients, d_m, d_h_previous, ()
 
-        d_h0, d_hs_total, d_ms = _backward_loop(
-            back, steps, (d_h, _sequence(steps, h0), _sequence(steps, h0))
-        )
-        d_hs_total, d_ms = d_hs_total.stack(), d_ms.stack()
-        d_projected = tf.concat([d_hs_total] * 3, axis=2) * tf.concat(
-            [k_update, k_reset, k_candidate], axis=2
-        )
-        return (
-            d_projected,
-            _kernel_gradient(h_previous, d_ms),
-            tf.reduce_sum(d_ms, axis=[0, 1]),
-            d_h0,
-        )
 
-    return (hs, h), gradient
+def recurrent_stack(math, first_inputs, layers, masks, initial_states):
+    """Stacked recurrent layers over time-major sequences, as one loop with a hand-written
+    gradient.
+
+    With several layers the loop runs them as a wavefront: its iteration ``s`` computes step
+    ``s`` of the first layer and step ``s - l`` of layer ``l`` (from 0), each from what the
+    previous iteration left. The layers' steps in one iteration do not depend on each other, so
+    TensorFlow runs them side by side on the CPU's cores, and the loop turns ``T + L - 1`` times
+    instead of ``L * T``. Layer ``l`` starts at iteration ``l``: before that its input rows are
+    ``math.hold``, which keeps its state exactly zero, so layers above the first must start
+    from zero states.
+
+    Args:
+        math: ``_SimpleRNNMath``, ``_LSTMMath`` or ``_GRUMath``.
+        first_inputs: The first layer's input part for every iteration, ``[T + L - 1, B, G]``
+            (``inputs @ kernel + bias``; the rows past ``T`` are never used).
+        layers: Per layer, a dict: ``recurrent_kernel`` ``[U, G]``, ``recurrent_bias`` ``[G]``
+            (GRU), and for every layer after the first ``kernel`` ``[U_below, G]`` and
+            ``input_rows`` ``[T + L - 1, G]`` (its input bias per iteration, or the hold).
+        masks: Per layer after the first, the dropout mask on its inputs ``[B, U_below]``, or
+            None. Masks get no gradient.
+        initial_states: Per layer, a tuple of states ``[B, U]``.
+
+    Returns:
+        The top layer's outputs ``[T, B, U]`` and its final states.
+    """
+    structure = (first_inputs, layers, initial_states)
+    count = len(layers)
+    # Layers above the first compute their input part in the loop; a GRU keeps it for its
+    # backward pass (an LSTM keeps it inside its pre-activations).
+    keeps_inputs = [index > 0 and math is _GRUMath for index in range(count)]
+
+    @tf.custom_gradient
+    def stack(*flat):
+        first_inputs, layers, initial_states = tf.nest.pack_sequence_as(structure, flat)
+        iterations = tf.shape(first_inputs)[0]
+
+        def below(index, h_below):
+            mask = masks[index - 1]
+            return h_below if mask is None else h_below * mask
+
+        def step(t, states, kept):
+            new_states, new_kept = [], []
+            for index, layer in enumerate(layers):
+                if index == 0:
+                    x = first_inputs[t]
+                else:
+                    # The layer below's output of the previous iteration: one step behind.
+                    h_below = below(index, states[index - 1][0])
+                    x = layer["input_rows"][t] + tf.matmul(h_below, layer["kernel"])
+                state, keep = math.forward(
+                    x, states[index], layer["recurrent_kernel"], layer.get("recurrent_bias")
+                )
+                if keeps_inputs[index]:
+                    keep = (*keep, x)
+                new_states.append(state)
+                new_kept.append(
+                    tuple(ta.write(t, k) for ta, k in zip(kept[index], keep, strict=True))
+                )
+            return t + 1, new_states, new_kept
+
+        kept = [
+            tuple(_sequence(iterations, first_inputs) for _ in range(math.kept + keeps_inputs[i]))
+            for i in range(count)
+        ]
+        _, kept = _forward_loop(step, iterations, ([tuple(s) for s in initial_states], kept))
+        kept = [tuple(ta.stack() for ta in layer_kept) for layer_kept in kept]
+        # Layer l's step t ran in iteration t + l.
+        top = count - 1
+        top_kept = tuple(k[top:] for k in kept[top])
+        outputs, final_states = math.outputs(top_kept), math.final_states(top_kept)
+
+        def gradient(d_outputs, *d_final_states):
+            d_outputs = _or_zeros(d_outputs, outputs)
+            d_final_states = [
+                _or_zeros(d, s) for d, s in zip(d_final_states, final_states, strict=True)
+            ]
+            # The top layer's outputs start at iteration `top`; nothing depends on earlier ones.
+            d_top = tf.pad(d_outputs, [[top, 0], [0, 0], [0, 0]])
+            hs = [math.outputs(k[: math.kept]) for k in kept]
+            # A GRU's backward pass needs each layer's input part: given for the first layer,
+            # kept by the loop for the others.
+            inputs = [
+                first_inputs,
+                *(k[-1] if keeps_inputs[i] else None for i, k in enumerate(kept) if i),
+            ]
+            coefficients = [
+                math.backward_coefficients(inputs[i], kept[i][: math.kept], initial_states[i])
+                for i in range(count)
+            ]
+            transposed = [tf.transpose(layer["recurrent_kernel"]) for layer in layers]
+            transposed_inputs = [None] + [tf.transpose(layer["kernel"]) for layer in layers[1:]]
+
+            def back(t, d_hs, carries, d_xs, d_ms):
+                new_d_hs, new_carries, new_d_xs, new_d_ms = [], [], [], []
+                d_x_per_layer = []
+                for index in range(count):
+                    d_h = d_hs[index] + d_top[t] if index == top else d_hs[index]
+                    d_x, d_m, d_h_previous, carry = math.backward(
+                        d_h,
+                        carries[index],
+                        tuple(c[t] for c in coefficients[index]),
+                        transposed[index],
+                    )
+                    d_x_per_layer.append(d_x)
+                    new_d_hs.append(d_h_previous)
+                    new_carries.append(carry)
+                    new_d_xs.append(d_xs[index].write(t, d_x))
+                    if d_ms:
+                        new_d_ms.append(d_ms[index].write(t, d_m))
+                for index in range(1, count):
+                    # Layer `index` read the layer below's previous output through its kernel.
+                    d_below = tf.matmul(d_x_per_layer[index], transposed_inputs[index])
+                    new_d_hs[index - 1] += below(index, d_below)
+                return t - 1, new_d_hs, new_carries, new_d_xs, new_d_ms
+
+            zero_states = [tf.zeros_like(state[0]) for state in initial_states]
+            d_hs = [*zero_states[:top], d_final_states[0]]
+            carries = [tuple(tf.zeros_like(s) for s in state[1:]) for state in initial_states]
+            carries[top] = tuple(d_final_states[1:])
+            separate_recurrent = math is _GRUMath
+            d_xs = [_sequence(iterations, first_inputs) for _ in range(count)]
+            # For a GRU the gradients of the recurrent and the input parts differ; for the
+            # others both are the pre-activations' gradient.
+            d_ms = (
+                [_sequence(iterations, first_inputs) for _ in range(count)]
+                if separate_recurrent
+                else []
+            )
+            d_hs, carries, d_xs, d_ms = _backward_loop(
+                back, iterations, (d_hs, carries, d_xs, d_ms)
+            )
+            d_xs = [ta.stack() for ta in d_xs]
+            d_ms = [ta.stack() for ta in d_ms] if separate_recurrent else d_xs
+            d_layers = []
+            for index, layer in enumerate(layers):
+                previous = _previous(initial_states[index][0], hs[index])
+                d_layer = {"recurrent_kernel": _kernel_gradient(previous, d_ms[index])}
+                if "recurrent_bias" in layer:
+                    d_layer["recurrent_bias"] = tf.reduce_sum(d_ms[index], axis=[0, 1])
+                if index:
+                    previous_below = below(
+                        index, _previous(initial_states[index - 1][0], hs[index - 1])
+                    )
+                    d_layer["kernel"] = _kernel_gradient(previous_below, d_xs[index])
+                    d_layer["input_rows"] = tf.reduce_sum(d_xs[index], axis=1)
+                d_layers.append(d_layer)
+            d_initial = [(d_hs[i], *carries[i]) for i in range(count)]
+            return tf.nest.flatten((d_xs[0], d_layers, d_initial))
+
+        return (outputs, *final_states), gradient
+
+    return stack(*tf.nest.flatten(structure))
 
 
 class _HoistedInputProjection:
@@ -231,26 +392,39 @@ class _HoistedInputProjection:
             is keras.activations.sigmoid
         )
 
-    def _time_major_projection(self, sequences, input_bias, training):
+    def _input_bias(self):
+        """The bias added to ``inputs @ kernel``, or None."""
+        return tf.convert_to_tensor(self.cell.bias) if self.cell.use_bias else None
+
+    def _loop_weights(self) -> dict:
+        """What ``recurrent_stack`` takes of this layer besides its input part."""
+        return {"recurrent_kernel": tf.convert_to_tensor(self.cell.recurrent_kernel)}
+
+    def _input_dropout_mask(self, step_input, training):
         cell = self.cell
         if training and 0.0 < cell.dropout < 1.0:
-            # The mask RNN.call prepared for this batch: one per sequence, for every time step.
-            sequences = sequences * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
-        projected = ops.matmul(tf.transpose(sequences, [1, 0, 2]), cell.kernel)
-        return projected if input_bias is None else projected + input_bias
+            # Keras' own loop uses one mask per sequence for every time step (RNN.call prepares
+            # it, cached on the cell until the call ends).
+            return cell.get_dropout_mask(step_input)
+        return None
 
-    def _biases(self):
-        """The input bias added to the projection (or None), and what the sequence function
-        takes between the recurrent kernel and the initial states."""
-        return (self.cell.bias if self.cell.use_bias else None), ()
+    def _time_major_projection(self, sequences, training):
+        mask = self._input_dropout_mask(sequences[:, 0, :], training)
+        if mask is not None:
+            sequences = sequences * ops.expand_dims(mask, 1)
+        projected = ops.matmul(tf.transpose(sequences, [1, 0, 2]), self.cell.kernel)
+        input_bias = self._input_bias()
+        return projected if input_bias is None else projected + input_bias
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._can_hoist(mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        input_bias, extra_inputs = self._biases()
-        projected = self._time_major_projection(sequences, input_bias, training)
-        hs, *states = self._sequence(
-            projected, self.cell.recurrent_kernel.value, *extra_inputs, *initial_state
+        hs, *states = recurrent_stack(
+            self._math,
+            self._time_major_projection(sequences, training),
+            [self._loop_weights()],
+            masks=[],
+            initial_states=[tuple(initial_state)],
         )
         # What Keras' inner_loop returns: last output, outputs, final states.
         outputs = tf.transpose(hs, [1, 0, 2]) if self.return_sequences else states[0]
@@ -261,32 +435,141 @@ class _HoistedInputProjection:
 class ProjectedSimpleRNN(_HoistedInputProjection, keras.layers.SimpleRNN):
     """``keras.layers.SimpleRNN``, with the input projection before the time loop."""
 
-    _sequence = staticmethod(simple_rnn_sequence)
+    _math = _SimpleRNNMath
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
 class ProjectedLSTM(_HoistedInputProjection, keras.layers.LSTM):
     """``keras.layers.LSTM``, with the input projection before the time loop."""
 
-    _sequence = staticmethod(lstm_sequence)
+    _math = _LSTMMath
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
 class ProjectedGRU(_HoistedInputProjection, keras.layers.GRU):
     """``keras.layers.GRU``, with the input projection before the time loop."""
 
-    _sequence = staticmethod(gru_sequence)
+    _math = _GRUMath
 
     def _can_hoist(self, mask) -> bool:
         # With reset_after=False the reset gate scales the state before its matmul: nothing
         # of the step's matmul can be shared, so Keras' loop it is.
         return self.cell.reset_after and super()._can_hoist(mask)
 
-    def _biases(self):
+    def _input_bias(self):
+        return tf.convert_to_tensor(self.cell.bias)[0] if self.cell.use_bias else None
+
+    def _loop_weights(self) -> dict:
         cell = self.cell
-        if cell.use_bias:
-            return cell.bias[0], (cell.bias[1],)
-        return None, (tf.zeros([3 * cell.units], self.compute_dtype),)
+        recurrent_bias = (
+            tf.convert_to_tensor(cell.bias)[1]
+            if cell.use_bias
+            else tf.zeros([3 * cell.units], self.compute_dtype)
+        )
+        return {**super()._loop_weights(), "recurrent_bias": recurrent_bias}
 
 
 PROJECTED_LAYERS = {"simplernn": ProjectedSimpleRNN, "lstm": ProjectedLSTM, "gru": ProjectedGRU}
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class ProjectedStack(keras.layers.Layer):
+    """``layers`` stacked ``Projected*`` layers of one cell type (each but the last returning
+    its sequences), run together as one wavefront loop (``recurrent_stack``).
+
+    The weights are the sub-layers' own (named ``<cell>_1``, ``<cell>_2``, ...), so the function
+    is exactly that of the same Keras layers stacked. Where a sub-layer cannot take the fast
+    path (see ``_HoistedInputProjection``), or with an input mask, the sub-layers run one after
+    the other instead.
+    """
+
+    def __init__(self, cell, units, layers, dropout=0.0, return_sequences=False, **kwargs):
+        super().__init__(**kwargs)
+        if cell not in PROJECTED_LAYERS:
+            raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(PROJECTED_LAYERS)}")
+        self.cell_type, self.units, self.layer_count = cell, units, layers
+        self.dropout, self.return_sequences = dropout, return_sequences
+        self.recurrent_layers = [
+            PROJECTED_LAYERS[cell](
+                units,
+                dropout=dropout,
+                return_sequences=return_sequences or index < layers - 1,
+                name=f"{cell}_{index + 1}",
+            )
+            for index in range(layers)
+        ]
+
+    def build(self, input_shape):
+        shape = input_shape
+        for layer in self.recurrent_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def compute_output_shape(self, input_shape):
+        for layer in self.recurrent_layers:
+            input_shape = layer.compute_output_shape(input_shape)
+        return input_shape
+
+    def call(self, inputs, training=False, mask=None):
+        layers = self.recurrent_layers
+        if (
+            mask is not None
+            or len(layers) < 2
+            or not all(layer._can_hoist(None) for layer in layers)
+        ):
+            for layer in layers:
+                inputs = layer(inputs, training=training, mask=mask)
+                mask = None  # Keras' layers pass a mask on only with their sequences.
+            return inputs
+        try:
+            return self._wavefront(inputs, training)
+        finally:
+            for layer in layers:
+                layer.cell.reset_dropout_mask()
+
+    def _wavefront(self, inputs, training):
+        first, *above = self.recurrent_layers
+        math = first._math
+        count = len(self.recurrent_layers)
+        batch = tf.shape(inputs)[0]
+        dtype = first.compute_dtype
+        # The first layer's input part of every iteration; the last count - 1 are never used.
+        first_inputs = tf.pad(
+            first._time_major_projection(inputs, training), [[0, count - 1], [0, 0], [0, 0]]
+        )
+        iteration = tf.range(tf.shape(first_inputs)[0])
+        loop_weights, masks, units_below = [first._loop_weights()], [], first.cell.units
+        for index, layer in enumerate(above, start=1):
+            cell = layer.cell
+            gate_size = math.gates * cell.units
+            bias = layer._input_bias()
+            bias = tf.zeros([gate_size], dtype) if bias is None else bias
+            hold = tf.repeat(tf.constant(math.hold, dtype), cell.units)
+            loop_weights.append(
+                {
+                    **layer._loop_weights(),
+                    "kernel": tf.convert_to_tensor(cell.kernel),
+                    "input_rows": tf.where((iteration >= index)[:, None], bias, hold),
+                }
+            )
+            masks.append(layer._input_dropout_mask(tf.zeros([batch, units_below], dtype), training))
+            units_below = cell.units
+        initial_states = [
+            tuple(
+                tf.zeros([batch, layer.cell.units], dtype)
+                for _ in tf.nest.flatten(layer.cell.state_size)
+            )
+            for layer in self.recurrent_layers
+        ]
+        hs, *states = recurrent_stack(math, first_inputs, loop_weights, masks, initial_states)
+        return tf.transpose(hs, [1, 0, 2]) if self.return_sequences else states[0]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "cell": self.cell_type,
+            "units": self.units,
+            "layers": self.layer_count,
+            "dropout": self.dropout,
+            "return_sequences": self.return_sequences,
+        }

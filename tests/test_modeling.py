@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from stages.modeling import KERAS_LAYERS, RECURRENT_LAYERS, build_model
+from stages.modeling import KERAS_LAYERS, RECURRENT_IMPLEMENTATIONS, build_model
+from stages.recurrent import PROJECTED_LAYERS
 
 
 @pytest.mark.parametrize("cell", sorted(KERAS_LAYERS))
-@pytest.mark.parametrize("implementation", sorted(RECURRENT_LAYERS))
+@pytest.mark.parametrize("implementation", RECURRENT_IMPLEMENTATIONS)
 def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell, implementation):
     model = build_model(
         cell,
@@ -23,8 +24,14 @@ def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell, im
     probabilities = np.asarray(model(reviews, training=False))
     assert probabilities.shape == (5, 1)
     assert ((probabilities > 0) & (probabilities < 1)).all()
-    layer_type = RECURRENT_LAYERS[implementation][cell]
-    recurrent = [layer for layer in model.layers if type(layer) is layer_type]
+    if implementation == "projected":
+        layer_type = PROJECTED_LAYERS[cell]
+        recurrent = model.get_layer(f"{cell}_stack").recurrent_layers
+    else:
+        layer_type = KERAS_LAYERS[cell]
+        recurrent = [layer for layer in model.layers if isinstance(layer, layer_type)]
+    assert [type(layer) for layer in recurrent] == [layer_type] * 2
+    assert [layer.name for layer in recurrent] == [f"{cell}_1", f"{cell}_2"]
     assert len(recurrent) == 2
     assert recurrent[0].return_sequences and not recurrent[1].return_sequences
 

@@ -7,7 +7,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from stages.recurrent import PROJECTED_LAYERS  # noqa: E402
+from stages.recurrent import PROJECTED_LAYERS, ProjectedStack  # noqa: E402
 
 KERAS_LAYERS = {
     "simplernn": keras.layers.SimpleRNN,
@@ -86,4 +86,82 @@ def test_saved_model_reloads_with_the_same_layer(tmp_path):
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     assert type(reloaded.layers[-1]) is PROJECTED_LAYERS["gru"]
+    np.testing.assert_allclose(reloaded(SEQUENCES), model(SEQUENCES), rtol=1e-6)
+
+
+def _stacks(cell, layers, seed=0, **options):
+    """Keras' layers stacked, and our ProjectedStack, with the same weights and dropout seeds."""
+    keras.utils.set_random_seed(seed)
+    theirs = [
+        KERAS_LAYERS[cell](
+            4,
+            return_sequences=options.get("return_sequences", False) or index < layers - 1,
+            dropout=options.get("dropout", 0.0),
+        )
+        for index in range(layers)
+    ]
+    keras.utils.set_random_seed(seed)
+    ours = ProjectedStack(cell, 4, layers, **options)
+    ours.build(SEQUENCES.shape)
+    shape = SEQUENCES.shape
+    rng = np.random.default_rng(1)
+    for layer, our_layer in zip(theirs, ours.recurrent_layers, strict=True):
+        layer.build(shape)
+        shape = layer.compute_output_shape(shape)
+        weights = [rng.normal(size=w.shape) * 0.5 for w in layer.get_weights()]
+        layer.set_weights(weights)
+        our_layer.set_weights(weights)
+    return theirs, ours
+
+
+def _stack_outputs_and_gradients(call, weights, training):
+    inputs = tf.constant(SEQUENCES)
+
+    @tf.function  # The training graph, as model.fit runs it.
+    def run():
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = call(inputs, training)
+            loss = tf.reduce_sum(tf.sin(3.0 * outputs) * outputs)
+        return [outputs, *tape.gradient(loss, [inputs, *weights])]
+
+    return run()
+
+
+@pytest.mark.parametrize("cell", KERAS_LAYERS)
+@pytest.mark.parametrize("layers", [2, 3])
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_stack_computes_what_keras_stacked_layers_compute(cell, layers, training, return_sequences):
+    theirs, ours = _stacks(cell, layers, dropout=0.5, return_sequences=return_sequences)
+
+    def their_call(inputs, training):
+        for layer in theirs:
+            inputs = layer(inputs, training=training)
+        return inputs
+
+    weights = [w for layer in theirs for w in layer.trainable_weights]
+    expected = _stack_outputs_and_gradients(their_call, weights, training)
+    actual = _stack_outputs_and_gradients(
+        lambda inputs, training: ours(inputs, training=training), ours.trainable_weights, training
+    )
+    assert [w.shape for w in ours.trainable_weights] == [w.shape for w in weights]
+    for expected_value, actual_value in zip(expected, actual, strict=True):
+        np.testing.assert_allclose(actual_value, expected_value, rtol=1e-4, atol=1e-5)
+
+
+def test_stack_with_a_slow_path_layer_runs_its_layers_one_by_one():
+    stack = ProjectedStack("lstm", 4, 2)
+    stack.build(SEQUENCES.shape)
+    stack.recurrent_layers[1].cell.recurrent_dropout = 0.3  # Keras' own loop for this one.
+    expected = stack.recurrent_layers[1](stack.recurrent_layers[0](SEQUENCES))
+    np.testing.assert_allclose(stack(SEQUENCES), expected, rtol=1e-6)
+
+
+def test_saved_model_with_a_stack_reloads(tmp_path):
+    inputs = keras.Input(shape=(9, 5))
+    model = keras.Model(inputs, ProjectedStack("lstm", 4, 2, dropout=0.2)(inputs))
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    assert type(reloaded.layers[-1]) is ProjectedStack
     np.testing.assert_allclose(reloaded(SEQUENCES), model(SEQUENCES), rtol=1e-6)
