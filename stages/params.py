@@ -70,6 +70,7 @@ class TrainParams(_Section):
     recurrent_implementation: Literal["projected", "keras"]
     steps_per_execution: PositiveInt
     distribution: Literal["none", "mirrored", "multi_worker"]
+    op_determinism: bool
 
 
 class ModelOverrides(_Section):
@@ -90,6 +91,7 @@ class ModelOverrides(_Section):
     recurrent_implementation: Literal["projected", "keras"] | None = None
     steps_per_execution: PositiveInt | None = None
     distribution: Literal["none", "mirrored", "multi_worker"] | None = None
+    op_determinism: bool | None = None
 
 
 class ModelParams(TrainParams):

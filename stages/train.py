@@ -35,13 +35,20 @@ class TrainingResult:
     summary: dict
 
 
-def seed_everything(seed: int) -> None:
-    """Makes a rerun with the same params on the same machine give the same metrics."""
+def seed_everything(seed: int, op_determinism: bool = True) -> None:
+    """Seeds every generator. With ``op_determinism`` a rerun with the same params on the same
+    machine gives the same metrics to the last digit; without it, ops may pick faster kernels
+    whose summation order varies from run to run."""
     import keras
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if op_determinism:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        # The switch is process-wide; TensorFlow exports only the way on.
+        tf_config.disable_op_determinism()
 
 
 def _stop_on_non_finite_loss():
@@ -111,7 +118,7 @@ def train_model(
     from stages.modeling import build_model, compile_model
 
     strategy = make_strategy(params.distribution)
-    seed_everything(params.seed)
+    seed_everything(params.seed, params.op_determinism)
     with strategy.scope():
         model = build_model(
             params.cell,

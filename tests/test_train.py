@@ -36,3 +36,16 @@ def test_an_unknown_model_fails_before_any_run_starts(workspace):
     with pytest.raises(ParamsError, match="models.bert: no such model"):
         train.main(["bert"])
     assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
+
+
+def test_op_determinism_follows_the_param():
+    from tensorflow.python.framework import config as tf_config
+
+    try:
+        train.seed_everything(1, op_determinism=False)
+        assert not tf_config.is_op_determinism_enabled()
+        train.seed_everything(1, op_determinism=True)
+        assert tf_config.is_op_determinism_enabled()
+    finally:
+        # The switch is process-wide; the pipeline's default is on.
+        train.seed_everything(1)
