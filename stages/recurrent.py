@@ -75,7 +75,19 @@ def _previous(initial, sequence):
 _SATURATED = 1e30
 
 
-class _SimpleRNNMath:
+class _StatesKeptFirst:
+    """For cells whose loop keeps their (only) state first: the outputs are what it kept."""
+
+    @staticmethod
+    def outputs(kept):
+        return kept[0]
+
+    @staticmethod
+    def final_states(kept):
+        return (kept[0][-1],)
+
+
+class _SimpleRNNMath(_StatesKeptFirst):
     """``h = tanh(x + h @ R)``. The loop keeps the states."""
 
     gates = 1
@@ -89,14 +101,6 @@ class _SimpleRNNMath:
         (h,) = state
         h = tf.tanh(x + tf.matmul(h, recurrent_kernel))
         return (h,), (h,)
-
-    @staticmethod
-    def outputs(kept):
-        return kept[0]
-
-    @staticmethod
-    def final_states(kept):
-        return (kept[0][-1],)
 
     @staticmethod
     def backward_coefficients(inputs, kept, initial_state):
@@ -167,7 +171,7 @@ class _LSTMMath:
         return d_z, d_z, tf.matmul(d_z, transposed_kernel), (d_c * f,)
 
 
-class _GRUMath:
+class _GRUMath(_StatesKeptFirst):
     """Keras' GRU with ``reset_after=True`` (its default): sigmoid gates, tanh, gates in
     Keras' order z, r, h. The recurrent part (``h @ R + recurrent bias``) is kept apart from the
     input part ``x`` because the reset gate scales only the former. The loop keeps the states
@@ -194,14 +198,6 @@ class _GRUMath:
         update, _, candidate = cls._gates(x, m)
         h = candidate + update * (h - candidate)
         return (h,), (h, m)
-
-    @staticmethod
-    def outputs(kept):
-        return kept[0]
-
-    @staticmethod
-    def final_states(kept):
-        return (kept[0][-1],)
 
     @classmethod
     def backward_coefficients(cls, inputs, kept, initial_state):
