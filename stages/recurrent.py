@@ -92,6 +92,9 @@ class _SimpleRNNMath(_StatesKeptFirst):
 
     gates = 1
     kept = 1  # sequences the loop keeps per layer
+    # Whether the input part and the recurrent part of a step enter its gates apart (and so
+    # have different gradients), rather than as one sum.
+    input_apart = False
     # Before a layer's first step in a wavefront (see ``recurrent_stack``), its input row makes
     # the step return exactly the zero state: tanh(0) = 0.
     hold = (0.0,)
@@ -120,6 +123,7 @@ class _LSTMMath:
 
     gates = 4
     kept = 2
+    input_apart = False
     # Input gate shut: the carry stays f * 0 = 0, and so does h = o * tanh(0).
     hold = (-_SATURATED, 0.0, 0.0, 0.0)
 
@@ -179,6 +183,7 @@ class _GRUMath(_StatesKeptFirst):
 
     gates = 3
     kept = 2
+    input_apart = True
     # Update gate open all the way: h = candidate + 1 * (0 - candidate) = 0.
     hold = (_SATURATED, 0.0, 0.0)
 
@@ -249,9 +254,10 @@ def recurrent_stack(math, first_inputs, layers, masks, initial_states):
     """
     structure = (first_inputs, layers, initial_states)
     count = len(layers)
-    # Layers above the first compute their input part in the loop; a GRU keeps it for its
-    # backward pass (an LSTM keeps it inside its pre-activations).
-    keeps_inputs = [index > 0 and math is _GRUMath for index in range(count)]
+    # Layers above the first compute their input part in the loop; where it enters the gates
+    # apart (GRU) the loop keeps it for the backward pass (otherwise it is inside what the
+    # loop keeps already).
+    keeps_inputs = [index > 0 and math.input_apart for index in range(count)]
 
     @tf.custom_gradient
     def stack(*flat):
@@ -341,20 +347,19 @@ def recurrent_stack(math, first_inputs, layers, masks, initial_states):
             d_hs = [*zero_states[:top], d_final_states[0]]
             carries = [tuple(tf.zeros_like(s) for s in state[1:]) for state in initial_states]
             carries[top] = tuple(d_final_states[1:])
-            separate_recurrent = math is _GRUMath
             d_xs = [_sequence(iterations, first_inputs) for _ in range(count)]
-            # For a GRU the gradients of the recurrent and the input parts differ; for the
-            # others both are the pre-activations' gradient.
+            # Apart, the gradients of the recurrent and the input parts differ; otherwise both
+            # are the pre-activations' gradient.
             d_ms = (
                 [_sequence(iterations, first_inputs) for _ in range(count)]
-                if separate_recurrent
+                if math.input_apart
                 else []
             )
             d_hs, carries, d_xs, d_ms = _backward_loop(
                 back, iterations, (d_hs, carries, d_xs, d_ms)
             )
             d_xs = [ta.stack() for ta in d_xs]
-            d_ms = [ta.stack() for ta in d_ms] if separate_recurrent else d_xs
+            d_ms = [ta.stack() for ta in d_ms] if math.input_apart else d_xs
             d_layers = []
             for index, layer in enumerate(layers):
                 previous = _previous(initial_states[index][0], hs[index])
