@@ -31,7 +31,7 @@ from stages import paths, tracking  # noqa: E402
 from stages.files import read_json  # noqa: E402
 from stages.params import load_params  # noqa: E402
 from stages.prepare import EncodedSplit, load_split  # noqa: E402
-from stages.train import train_model  # noqa: E402
+from stages.train import seed_everything, train_model  # noqa: E402
 
 SHUFFLE_BUFFER = 1000  # The seed's Dataset.shuffle(1000).
 
@@ -79,7 +79,6 @@ def plain_recipe(params, num_words: int, epochs: int, train, val) -> dict:
     import keras
     import tensorflow as tf
     from keras import layers
-    from tensorflow.python.framework import config as tf_config
 
     recurrent = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[params.cell]
     units = params.units
@@ -103,9 +102,8 @@ def plain_recipe(params, num_words: int, epochs: int, train, val) -> dict:
             x = tf.nn.relu(self.dropout(self.fc1(x), training=training))
             return tf.sigmoid(self.fc2(x))
 
-    keras.utils.set_random_seed(params.seed)
-    # As the seed ran: the pipeline's runs in this process switch op determinism on.
-    tf_config.disable_op_determinism()
+    # As the seed ran, without op determinism (the pipeline's runs in this process switch it on).
+    seed_everything(params.seed, op_determinism=False)
     model = SeedModel()
     model.compile(
         optimizer=keras.optimizers.Adam(params.learning_rate),
