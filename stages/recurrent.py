@@ -33,6 +33,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from stages import native
+
 
 def _forward_loop(body, steps, loop_vars):
     return tf.while_loop(
@@ -116,6 +118,18 @@ class _SimpleRNNMath(_StatesKeptFirst):
         d_z = d_h * tanh_derivative
         return d_z, d_z, tf.matmul(d_z, transposed_kernel), ()
 
+    @staticmethod
+    def fused_forward(kernels, x, initial_states, weights):
+        hs = kernels.imdb_simple_rnn_sequence(x, initial_states[0], weights["recurrent_kernel"])
+        return hs, (), (hs[-1],)
+
+    @staticmethod
+    def fused_backward(kernels, d_outputs, d_final_states, x, hs, kept, initial_states, weights):
+        d_z, d_h0 = kernels.imdb_simple_rnn_sequence_grad(
+            d_outputs, d_final_states[0], hs, weights["recurrent_kernel"]
+        )
+        return d_z, d_z, (d_h0,)
+
 
 class _LSTMMath:
     """Sigmoid gates and tanh, gates in Keras' order i, f, c, o. The loop keeps the carries and
@@ -174,6 +188,18 @@ class _LSTMMath:
         d_z = tf.concat([d_c, d_c, d_c, d_h], axis=-1) * gate_derivatives
         return d_z, d_z, tf.matmul(d_z, transposed_kernel), (d_c * f,)
 
+    @staticmethod
+    def fused_forward(kernels, x, initial_states, weights):
+        hs, cs, zs = kernels.imdb_lstm_sequence(x, *initial_states, weights["recurrent_kernel"])
+        return hs, (cs, zs), (hs[-1], cs[-1])
+
+    @staticmethod
+    def fused_backward(kernels, d_outputs, d_final_states, x, hs, kept, initial_states, weights):
+        d_z, d_h0, d_c0 = kernels.imdb_lstm_sequence_grad(
+            d_outputs, *d_final_states, *kept, initial_states[1], weights["recurrent_kernel"]
+        )
+        return d_z, d_z, (d_h0, d_c0)
+
 
 class _GRUMath(_StatesKeptFirst):
     """Keras' GRU with ``reset_after=True`` (its default): sigmoid gates, tanh, gates in
@@ -224,6 +250,21 @@ class _GRUMath(_StatesKeptFirst):
         d_m = d_h3 * recurrent_coefficients
         d_h_previous = d_h * update + tf.matmul(d_m, transposed_kernel)
         return d_h3 * input_coefficients, d_m, d_h_previous, ()
+
+    @staticmethod
+    def fused_forward(kernels, x, initial_states, weights):
+        hs, ms = kernels.imdb_gru_sequence(
+            x, initial_states[0], weights["recurrent_kernel"], weights["recurrent_bias"]
+        )
+        return hs, (ms,), (hs[-1],)
+
+    @staticmethod
+    def fused_backward(kernels, d_outputs, d_final_states, x, hs, kept, initial_states, weights):
+        (ms,) = kept
+        d_x, d_m, d_h0 = kernels.imdb_gru_sequence_grad(
+            d_outputs, d_final_states[0], x, hs, ms, initial_states[0], weights["recurrent_kernel"]
+        )
+        return d_x, d_m, (d_h0,)
 
 
 def recurrent_stack(math, first_inputs, layers, masks, initial_states):
@@ -381,9 +422,60 @@ def recurrent_stack(math, first_inputs, layers, masks, initial_states):
     return stack(*tf.nest.flatten(structure))
 
 
+def fused_sequence(math, inputs, weights, initial_states):
+    """One recurrent layer over time-major sequences, every step in one C++ op
+    (``stages/kernels/recurrent_sequences.cc``) and its gradient in another.
+
+    Args:
+        math: ``_SimpleRNNMath``, ``_LSTMMath`` or ``_GRUMath``.
+        inputs: The input part of every step, ``[T, B, G]`` (``inputs @ kernel + bias``).
+        weights: ``recurrent_kernel`` ``[U, G]`` and, for a GRU, ``recurrent_bias`` ``[G]``.
+        initial_states: A tuple of states ``[B, U]``.
+
+    Returns:
+        The outputs ``[T, B, U]`` and the final states.
+    """
+    kernels = native.recurrent_ops()
+    structure = (inputs, weights, initial_states)
+
+    @tf.custom_gradient
+    def sequence(*flat):
+        inputs, weights, initial_states = tf.nest.pack_sequence_as(structure, flat)
+        outputs, kept, final_states = math.fused_forward(kernels, inputs, initial_states, weights)
+
+        def gradient(d_outputs, *d_final_states):
+            d_inputs, d_recurrent, d_initial = math.fused_backward(
+                kernels,
+                _or_zeros(d_outputs, outputs),
+                [_or_zeros(d, s) for d, s in zip(d_final_states, final_states, strict=True)],
+                inputs,
+                outputs,
+                kept,
+                initial_states,
+                weights,
+            )
+            previous = _previous(initial_states[0], outputs)
+            d_weights = {"recurrent_kernel": _kernel_gradient(previous, d_recurrent)}
+            if "recurrent_bias" in weights:
+                d_weights["recurrent_bias"] = tf.reduce_sum(d_recurrent, axis=[0, 1])
+            return tf.nest.flatten((d_inputs, d_weights, d_initial))
+
+        return (outputs, *final_states), gradient
+
+    return sequence(*tf.nest.flatten(structure))
+
+
 class _HoistedInputProjection:
     """Mixin for a Keras RNN layer: ``inputs @ kernel (+ bias)`` before the loop, and a loop
-    with a hand-written gradient."""
+    with a hand-written gradient: the C++ kernels' with ``fused=True``, otherwise
+    ``recurrent_stack``'s in TensorFlow."""
+
+    def __init__(self, *args, fused=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fused = fused
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
 
     def _can_hoist(self, mask) -> bool:
         cell = self.cell
@@ -424,13 +516,20 @@ class _HoistedInputProjection:
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if not self._can_hoist(mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
-        hs, *states = recurrent_stack(
-            self._math,
-            self._time_major_projection(sequences, training),
-            [self._loop_weights()],
-            masks=[],
-            initial_states=[tuple(initial_state)],
-        )
+        inputs = self._time_major_projection(sequences, training)
+        if self.fused and inputs.dtype == tf.float32:
+            hs, *states = fused_sequence(
+                self._math, inputs, self._loop_weights(), tuple(initial_state)
+            )
+        else:
+            # The kernels are float32 only; this is the same function in TensorFlow.
+            hs, *states = recurrent_stack(
+                self._math,
+                inputs,
+                [self._loop_weights()],
+                masks=[],
+                initial_states=[tuple(initial_state)],
+            )
         # What Keras' inner_loop returns: last output, outputs, final states.
         outputs = tf.transpose(hs, [1, 0, 2]) if self.return_sequences else states[0]
         return states[0], outputs, states
@@ -480,25 +579,30 @@ PROJECTED_LAYERS = {"simplernn": ProjectedSimpleRNN, "lstm": ProjectedLSTM, "gru
 @keras.saving.register_keras_serializable(package="imdb_rnn")
 class ProjectedStack(keras.layers.Layer):
     """``layers`` stacked ``Projected*`` layers of one cell type (each but the last returning
-    its sequences), run together as one wavefront loop (``recurrent_stack``).
+    its sequences).
 
-    The weights are the sub-layers' own (named ``<cell>_1``, ``<cell>_2``, ...), so the function
-    is exactly that of the same Keras layers stacked. Where a sub-layer cannot take the fast
-    path (see ``_HoistedInputProjection``), or with an input mask, the sub-layers run one after
-    the other instead.
+    With ``fused=True`` the sub-layers run one after the other, each with the C++ kernels (each
+    kernel spreads the batch over the cores already). Otherwise they run together as one
+    wavefront loop (``recurrent_stack``). The weights are the sub-layers' own (named
+    ``<cell>_1``, ``<cell>_2``, ...), so the function is exactly that of the same Keras layers
+    stacked. Where a sub-layer cannot take the fast path (see ``_HoistedInputProjection``), or
+    with an input mask, the sub-layers run one after the other, with Keras' loop.
     """
 
-    def __init__(self, cell, units, layers, dropout=0.0, return_sequences=False, **kwargs):
+    def __init__(
+        self, cell, units, layers, dropout=0.0, return_sequences=False, fused=False, **kwargs
+    ):
         super().__init__(**kwargs)
         if cell not in PROJECTED_LAYERS:
             raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(PROJECTED_LAYERS)}")
         self.cell_type, self.units, self.layer_count = cell, units, layers
-        self.dropout, self.return_sequences = dropout, return_sequences
+        self.dropout, self.return_sequences, self.fused = dropout, return_sequences, fused
         self.recurrent_layers = [
             PROJECTED_LAYERS[cell](
                 units,
                 dropout=dropout,
                 return_sequences=return_sequences or index < layers - 1,
+                fused=fused,
                 name=f"{cell}_{index + 1}",
             )
             for index in range(layers)
@@ -518,7 +622,8 @@ class ProjectedStack(keras.layers.Layer):
     def call(self, inputs, training=False, mask=None):
         layers = self.recurrent_layers
         if (
-            mask is not None
+            self.fused
+            or mask is not None
             or len(layers) < 2
             or not all(layer._can_hoist(None) for layer in layers)
         ):
@@ -577,4 +682,5 @@ class ProjectedStack(keras.layers.Layer):
             "layers": self.layer_count,
             "dropout": self.dropout,
             "return_sequences": self.return_sequences,
+            "fused": self.fused,
         }

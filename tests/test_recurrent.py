@@ -1,5 +1,6 @@
 """The hoisted-projection layers compute what Keras' own layers compute, with the same weights:
-outputs, final states and every gradient, with and without dropout."""
+outputs, final states and every gradient, with and without dropout, with their loops in
+TensorFlow (``fused=False``) and in the C++ kernels (``fused=True``)."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
+from stages import recurrent  # noqa: E402
 from stages.recurrent import PROJECTED_LAYERS, ProjectedStack  # noqa: E402
 
 KERAS_LAYERS = {
@@ -17,13 +19,13 @@ KERAS_LAYERS = {
 SEQUENCES = np.random.default_rng(0).normal(size=(6, 9, 5)).astype("float32")
 
 
-def _pair(cell, seed=0, **options):
+def _pair(cell, seed=0, fused=False, **options):
     """A Keras layer and ours with the same weights and the same dropout seed."""
     keras.utils.set_random_seed(seed)
     theirs = KERAS_LAYERS[cell](4, **options)
     theirs.build(SEQUENCES.shape)
     keras.utils.set_random_seed(seed)
-    ours = PROJECTED_LAYERS[cell](4, **options)
+    ours = PROJECTED_LAYERS[cell](4, fused=fused, **options)
     ours.build(SEQUENCES.shape)
     # Random, not the initializers' zeros: biases and states must matter in the comparison.
     weights = [np.random.default_rng(1).normal(size=w.shape) * 0.5 for w in theirs.get_weights()]
@@ -51,23 +53,44 @@ def _assert_same(theirs, ours, **call):
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
 
 
+FUSED = pytest.mark.parametrize("fused", [False, True], ids=["tf-loop", "fused"])
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """How many layers ran with the C++ kernels: a fused test must not pass on the TF loop."""
+    calls = []
+    original = recurrent.fused_sequence
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(recurrent, "fused_sequence", counted)
+    return calls
+
+
+@FUSED
 @pytest.mark.parametrize("cell", KERAS_LAYERS)
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_same_outputs_and_gradients_as_keras(cell, return_sequences):
-    theirs, ours = _pair(cell, return_sequences=return_sequences, return_state=True)
+def test_same_outputs_and_gradients_as_keras(cell, return_sequences, fused, fused_calls):
+    theirs, ours = _pair(cell, return_sequences=return_sequences, return_state=True, fused=fused)
     assert ours._can_hoist(None), "the test must exercise the hoisted loop, not Keras' own"
     _assert_same(theirs, ours, training=False)
+    assert bool(fused_calls) is fused
 
 
+@FUSED
 @pytest.mark.parametrize("cell", KERAS_LAYERS)
-def test_same_with_input_dropout_in_training(cell):
-    theirs, ours = _pair(cell, dropout=0.5, return_sequences=True)
+def test_same_with_input_dropout_in_training(cell, fused):
+    theirs, ours = _pair(cell, dropout=0.5, return_sequences=True, fused=fused)
     _assert_same(theirs, ours, training=True)
 
 
+@FUSED
 @pytest.mark.parametrize("cell", KERAS_LAYERS)
-def test_same_from_a_given_initial_state(cell):
-    theirs, ours = _pair(cell, return_sequences=True)
+def test_same_from_a_given_initial_state(cell, fused):
+    theirs, ours = _pair(cell, return_sequences=True, fused=fused)
     states = 2 if cell == "lstm" else 1
     initial = [tf.constant(np.full((6, 4), 0.3 * (k + 1), "float32")) for k in range(states)]
     _assert_same(theirs, ours, training=False, initial_state=initial)
@@ -80,12 +103,29 @@ def test_recurrent_dropout_falls_back_to_keras_loop(cell):
     _assert_same(theirs, ours, training=False)
 
 
-def test_saved_model_reloads_with_the_same_layer(tmp_path):
+@pytest.mark.parametrize("cell", KERAS_LAYERS)
+def test_fused_kernels_split_the_batch_without_changing_a_row(cell):
+    # 37 rows make uneven blocks, one per thread; each row must not depend on the blocks.
+    batch = np.random.default_rng(2).normal(size=(37, 9, 5)).astype("float32")
+    layers = {}
+    for fused in (False, True):
+        keras.utils.set_random_seed(0)
+        layers[fused] = PROJECTED_LAYERS[cell](4, return_sequences=True, fused=fused)
+        layers[fused].build(batch.shape)
+    layers[True].set_weights(layers[False].get_weights())
+    whole = layers[True](batch)
+    np.testing.assert_allclose(whole, layers[False](batch), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(whole[:5], layers[True](batch[:5]), rtol=1e-6, atol=1e-7)
+
+
+@FUSED
+def test_saved_model_reloads_with_the_same_layer(tmp_path, fused):
     inputs = keras.Input(shape=(9, 5))
-    model = keras.Model(inputs, PROJECTED_LAYERS["gru"](4, dropout=0.2)(inputs))
+    model = keras.Model(inputs, PROJECTED_LAYERS["gru"](4, dropout=0.2, fused=fused)(inputs))
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     assert type(reloaded.layers[-1]) is PROJECTED_LAYERS["gru"]
+    assert reloaded.layers[-1].fused is fused
     np.testing.assert_allclose(reloaded(SEQUENCES), model(SEQUENCES), rtol=1e-6)
 
 
@@ -128,12 +168,17 @@ def _stack_outputs_and_gradients(call, weights, training):
     return run()
 
 
+@FUSED
 @pytest.mark.parametrize("cell", KERAS_LAYERS)
 @pytest.mark.parametrize("layers", [2, 3])
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("return_sequences", [False, True])
-def test_stack_computes_what_keras_stacked_layers_compute(cell, layers, training, return_sequences):
-    theirs, ours = _stacks(cell, layers, dropout=0.5, return_sequences=return_sequences)
+def test_stack_computes_what_keras_stacked_layers_compute(
+    cell, layers, training, return_sequences, fused, fused_calls
+):
+    theirs, ours = _stacks(
+        cell, layers, dropout=0.5, return_sequences=return_sequences, fused=fused
+    )
 
     def their_call(inputs, training):
         for layer in theirs:
@@ -148,6 +193,7 @@ def test_stack_computes_what_keras_stacked_layers_compute(cell, layers, training
     assert [w.shape for w in ours.trainable_weights] == [w.shape for w in weights]
     for expected_value, actual_value in zip(expected, actual, strict=True):
         np.testing.assert_allclose(actual_value, expected_value, rtol=1e-4, atol=1e-5)
+    assert len(fused_calls) == (layers if fused else 0)
 
 
 def test_stack_with_a_slow_path_layer_runs_its_layers_one_by_one():
@@ -158,10 +204,12 @@ def test_stack_with_a_slow_path_layer_runs_its_layers_one_by_one():
     np.testing.assert_allclose(stack(SEQUENCES), expected, rtol=1e-6)
 
 
-def test_saved_model_with_a_stack_reloads(tmp_path):
+@FUSED
+def test_saved_model_with_a_stack_reloads(tmp_path, fused):
     inputs = keras.Input(shape=(9, 5))
-    model = keras.Model(inputs, ProjectedStack("lstm", 4, 2, dropout=0.2)(inputs))
+    model = keras.Model(inputs, ProjectedStack("lstm", 4, 2, dropout=0.2, fused=fused)(inputs))
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
     assert type(reloaded.layers[-1]) is ProjectedStack
+    assert all(layer.fused is fused for layer in reloaded.layers[-1].recurrent_layers)
     np.testing.assert_allclose(reloaded(SEQUENCES), model(SEQUENCES), rtol=1e-6)

@@ -1,0 +1,84 @@
+"""Building the C++ kernels: cached, rebuilt when what went into them changes, and a clear
+error that names the fix when they cannot be built. A stand-in compiler keeps these fast; the
+real build is what tests/test_recurrent.py's fused cases load."""
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from stages import native
+
+FAKE_COMPILER = """#!/bin/sh
+# Stands in for g++: answers --version, records each build, writes the -o file.
+[ "$1" = "--version" ] && {{ echo "fake-c++ 1.0"; exit 0; }}
+echo build >> "{log}"
+{body}
+"""
+
+
+def _compiler(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "fake-c++"
+    log = tmp_path / "builds.log"
+    script.write_text(FAKE_COMPILER.format(log=log, body=body))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+WRITES_OUTPUT = 'while [ "$1" != "-o" ]; do shift; done; echo library > "$2"'
+
+
+def _builds(tmp_path: Path) -> int:
+    log = tmp_path / "builds.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_built_library_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
+    first = native.library_path(tmp_path / "build")
+    assert first.read_text() == "library\n"
+    assert native.library_path(tmp_path / "build") == first
+    assert _builds(tmp_path) == 1
+
+
+def test_a_changed_cpu_gets_its_own_build(tmp_path, monkeypatch):
+    # -march=native code must not be loaded on another CPU from a shared project folder.
+    monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
+    first = native.library_path(tmp_path / "build")
+    monkeypatch.setattr(native, "_cpu_flags", lambda: "flags: fpu sse2")
+    second = native.library_path(tmp_path / "build")
+    assert second != first
+    assert _builds(tmp_path) == 2
+
+
+def test_a_missing_compiler_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-c++-compiler")
+    with pytest.raises(native.KernelBuildError) as error:
+        native.library_path(tmp_path / "build")
+    message = str(error.value)
+    assert "no-such-c++-compiler" in message
+    assert "apt-get install g++" in message
+    assert "recurrent_implementation: projected" in message
+    assert not (tmp_path / "build").exists()
+
+
+def test_a_failed_build_reports_the_compiler_and_leaves_no_library(tmp_path, monkeypatch):
+    # Writes half an output, then fails: nothing half-written may be loaded later.
+    failing = WRITES_OUTPUT + '\necho "recurrent_sequences.cc:1: error: broken" >&2\nexit 1'
+    monkeypatch.setenv("CXX", str(_compiler(tmp_path, failing)))
+    with pytest.raises(native.KernelBuildError) as error:
+        native.library_path(tmp_path / "build")
+    assert "error: broken" in str(error.value)
+    assert "recurrent_implementation: projected" in str(error.value)
+    assert not list((tmp_path / "build").rglob(native.LIBRARY_NAME))
+    # The next call tries again, and succeeds once the compiler does.
+    monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
+    assert native.library_path(tmp_path / "build").exists()
+
+
+def test_the_real_kernels_load():
+    kernels = native.recurrent_ops()
+    for cell in ("simple_rnn", "lstm", "gru"):
+        assert callable(getattr(kernels, f"imdb_{cell}_sequence"))
+        assert callable(getattr(kernels, f"imdb_{cell}_sequence_grad"))
+    assert native.library_path().is_relative_to(native.BUILD_DIR)
