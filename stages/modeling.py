@@ -8,7 +8,7 @@ from keras import layers
 from stages.recurrent import ProjectedStack
 
 KERAS_LAYERS = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
-RECURRENT_IMPLEMENTATIONS = ("projected", "keras")
+RECURRENT_IMPLEMENTATIONS = ("fused", "projected", "keras")
 
 
 def build_model(
@@ -21,7 +21,7 @@ def build_model(
     dropout: float,
     dense_units: int,
     dense_dropout: float,
-    recurrent_implementation: str = "projected",
+    recurrent_implementation: str = "fused",
 ) -> keras.Model:
     """The seed's architecture: Embedding, stacked recurrent layers, Dense, Dropout, ReLU, and a
     sigmoid output giving the probability that a review is positive.
@@ -32,9 +32,10 @@ def build_model(
         sequence_length: Tokens per (padded) review.
         recurrent_layers: How many recurrent layers are stacked.
         dropout: Dropout on the inputs of each recurrent layer.
-        recurrent_implementation: ``projected`` (stages/recurrent.py: the recurrent layers as
-            one ``ProjectedStack``) or ``keras`` (Keras' layers): the same function with the
-            same weights, computed two ways.
+        recurrent_implementation: ``fused`` (the recurrent layers as one ``ProjectedStack``
+            of stages/recurrent.py, each layer's time loop in one C++ op), ``projected`` (the
+            same stack, its loop in TensorFlow) or ``keras`` (Keras' layers): the same function
+            with the same weights, computed three ways.
 
     Returns:
         An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
@@ -48,9 +49,16 @@ def build_model(
         )
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
-    if recurrent_implementation == "projected":
-        # The same layers (named <cell>_1, <cell>_2, ...), run as one loop.
-        x = ProjectedStack(cell, units, recurrent_layers, dropout=dropout, name=f"{cell}_stack")(x)
+    if recurrent_implementation in ("fused", "projected"):
+        # The same layers (named <cell>_1, <cell>_2, ...), run as one stack.
+        x = ProjectedStack(
+            cell,
+            units,
+            recurrent_layers,
+            dropout=dropout,
+            fused=recurrent_implementation == "fused",
+            name=f"{cell}_stack",
+        )(x)
     else:
         for index in range(recurrent_layers):
             # Every layer but the last passes its whole sequence on to the next one.

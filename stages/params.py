@@ -67,7 +67,7 @@ class TrainParams(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)]
     early_stopping_patience: PositiveInt
     seed: Annotated[int, Field(ge=0)]
-    recurrent_implementation: Literal["projected", "keras"]
+    recurrent_implementation: Literal["fused", "projected", "keras"]
     steps_per_execution: PositiveInt
     distribution: Literal["none", "mirrored", "multi_worker"]
     op_determinism: bool
@@ -88,7 +88,7 @@ class ModelOverrides(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)] | None = None
     early_stopping_patience: PositiveInt | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
-    recurrent_implementation: Literal["projected", "keras"] | None = None
+    recurrent_implementation: Literal["fused", "projected", "keras"] | None = None
     steps_per_execution: PositiveInt | None = None
     distribution: Literal["none", "mirrored", "multi_worker"] | None = None
     op_determinism: bool | None = None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import paths, plots, tracking
+from stages import native, paths, plots, tracking
 from stages.cli import StageError, run_stage
 from stages.distribution import cluster, cluster_task, is_chief
 from stages.files import atomic_path, write_json, write_text
@@ -232,6 +232,15 @@ def _train_as_worker(name: str, params: ModelParams) -> None:
     train_model(params, train, val, len(vocabulary), callbacks=[])
 
 
+def _build_kernels() -> None:
+    """Compiles the C++ kernels now, if they are not built yet: a failure stops the stage
+    before any run starts."""
+    try:
+        native.recurrent_ops()
+    except native.KernelBuildError as error:
+        raise StageError(str(error)) from error
+
+
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise StageError("usage: python -m stages.train <model name from params.yaml's models>")
@@ -239,6 +248,8 @@ def main(argv: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     params = all_params.model(name)
     data_params = all_params.data.model_dump(include=set(SHAPING_DATA_PARAMS))
+    if params.recurrent_implementation == "fused":
+        _build_kernels()
     if not is_chief():
         _train_as_worker(name, params)
         return

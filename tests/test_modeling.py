@@ -24,9 +24,10 @@ def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell, im
     probabilities = np.asarray(model(reviews, training=False))
     assert probabilities.shape == (5, 1)
     assert ((probabilities > 0) & (probabilities < 1)).all()
-    if implementation == "projected":
+    if implementation in ("fused", "projected"):
         layer_type = PROJECTED_LAYERS[cell]
         recurrent = model.get_layer(f"{cell}_stack").recurrent_layers
+        assert all(layer.fused is (implementation == "fused") for layer in recurrent)
     else:
         layer_type = KERAS_LAYERS[cell]
         recurrent = [layer for layer in model.layers if isinstance(layer, layer_type)]

@@ -2,7 +2,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from stages import modeling, paths, train
+from stages import modeling, native, paths, train
 from stages.cli import StageError
 from stages.params import ParamsError
 
@@ -36,6 +36,17 @@ def test_an_unknown_model_fails_before_any_run_starts(workspace):
     with pytest.raises(ParamsError, match="models.bert: no such model"):
         train.main(["bert"])
     assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
+
+
+def test_kernels_that_cannot_be_built_fail_before_any_run_starts(workspace, monkeypatch):
+    def no_compiler():
+        raise native.KernelBuildError("the C++ recurrent kernels need a C++ compiler")
+
+    monkeypatch.setattr(native, "recurrent_ops", no_compiler)
+    with pytest.raises(StageError, match="need a C\\+\\+ compiler"):
+        train.main(["gru"])
+    assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
+    assert not paths.model_file("gru").exists()
 
 
 def test_op_determinism_follows_the_param():
