@@ -179,6 +179,19 @@ class SimpleRnnSequenceGrad : public OpKernel {
 // LSTM: z = x_t + h_{t-1} @ R; i, f, o = sigmoid, g = tanh of z's quarters;
 // c_t = f * c_{t-1} + i * g; h_t = o * tanh(c_t).
 
+// One row's gate activations, in arrays a block allocates once for all its rows and steps.
+struct LstmGates {
+  explicit LstmGates(int64_t units) : i(units), f(units), g(units), o(units) {}
+  void From(const float* pre_activations, int64_t u) {
+    ConstVector z(pre_activations, 4 * u);
+    i = z.segment(0, u).logistic();
+    f = z.segment(u, u).logistic();
+    g = z.segment(2 * u, u).tanh();
+    o = z.segment(3 * u, u).logistic();
+  }
+  Eigen::ArrayXf i, f, g, o;
+};
+
 class LstmSequence : public OpKernel {
  public:
   using OpKernel::OpKernel;
@@ -201,19 +214,17 @@ class LstmSequence : public OpKernel {
     float* zs = pre_activations->flat<float>().data();
     const int64_t u = s.units;
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
+      LstmGates gates(u);
       for (int64_t t = 0; t < s.steps; ++t) {
         float* z_block = At(zs, s, s.gates, t, first);
         Project(Previous(hs, h0, s, t, first), r, s, last - first, z_block);
         for (int64_t row = first; row < last; ++row) {
           Vector z(At(zs, s, s.gates, t, row), s.gates);
           z += ConstVector(At(x, s, s.gates, t, row), s.gates);
-          const auto i = z.segment(0, u).logistic();
-          const auto f = z.segment(u, u).logistic();
-          const auto g = z.segment(2 * u, u).tanh();
-          const auto o = z.segment(3 * u, u).logistic();
+          gates.From(z.data(), u);
           Vector c(At(cs, s, u, t, row), u);
-          c = f * ConstVector(Previous(cs, c0, s, t, row), u) + i * g;
-          Vector(At(hs, s, u, t, row), u) = o * c.tanh();
+          c = gates.f * ConstVector(Previous(cs, c0, s, t, row), u) + gates.i * gates.g;
+          Vector(At(hs, s, u, t, row), u) = gates.o * c.tanh();
         }
       }
     });
@@ -253,19 +264,16 @@ class LstmSequenceGrad : public OpKernel {
       Vector carry_h(d_h0 + first * u, n), carry_c(d_c0 + first * u, n);
       carry_h = ConstVector(d_h_final + first * u, n);
       carry_c = ConstVector(d_c_final + first * u, n);
+      LstmGates gates(u);
+      Eigen::ArrayXf tanh_c(u), d_h(u), d_c(u);
       for (int64_t t = s.steps - 1; t >= 0; --t) {
         for (int64_t row = first; row < last; ++row) {
-          ConstVector z(At(zs, s, s.gates, t, row), s.gates);
-          const Eigen::ArrayXf i = z.segment(0, u).logistic();
-          const Eigen::ArrayXf f = z.segment(u, u).logistic();
-          const Eigen::ArrayXf g = z.segment(2 * u, u).tanh();
-          const Eigen::ArrayXf o = z.segment(3 * u, u).logistic();
-          const Eigen::ArrayXf tanh_c = ConstVector(At(cs, s, u, t, row), u).tanh();
+          gates.From(At(zs, s, s.gates, t, row), u);
+          const auto& [i, f, g, o] = gates;
+          tanh_c = ConstVector(At(cs, s, u, t, row), u).tanh();
           const int64_t offset = (row - first) * u;
-          const Eigen::ArrayXf d_h =
-              ConstVector(At(d_hs, s, u, t, row), u) + carry_h.segment(offset, u);
-          const Eigen::ArrayXf d_c =
-              carry_c.segment(offset, u) + d_h * o * (1.0f - tanh_c * tanh_c);
+          d_h = ConstVector(At(d_hs, s, u, t, row), u) + carry_h.segment(offset, u);
+          d_c = carry_c.segment(offset, u) + d_h * o * (1.0f - tanh_c * tanh_c);
           Vector d_z(At(d_zs, s, s.gates, t, row), s.gates);
           d_z.segment(0, u) = d_c * g * i * (1.0f - i);
           d_z.segment(u, u) = d_c * ConstVector(Previous(cs, c0, s, t, row), u) * f * (1.0f - f);
@@ -283,6 +291,18 @@ class LstmSequenceGrad : public OpKernel {
 // ---------------------------------------------------------------------------------------------
 // GRU, reset_after=True: m = h_{t-1} @ R + b_R; z, r = sigmoid(x_zr + m_zr);
 // candidate = tanh(x_h + r * m_h); h_t = candidate + z * (h_{t-1} - candidate).
+
+// One row's gates from its input part x and recurrent part m, in arrays a block allocates once.
+struct GruGates {
+  explicit GruGates(int64_t units) : update(units), reset(units), candidate(units) {}
+  void From(const float* x, const float* m, int64_t u) {
+    ConstVector in(x, 3 * u), recurrent(m, 3 * u);
+    update = (in.segment(0, u) + recurrent.segment(0, u)).logistic();
+    reset = (in.segment(u, u) + recurrent.segment(u, u)).logistic();
+    candidate = (in.segment(2 * u, u) + reset * recurrent.segment(2 * u, u)).tanh();
+  }
+  Eigen::ArrayXf update, reset, candidate;
+};
 
 class GruSequence : public OpKernel {
  public:
@@ -304,18 +324,16 @@ class GruSequence : public OpKernel {
     float* ms = recurrent_parts->flat<float>().data();
     const int64_t u = s.units;
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
+      GruGates gates(u);
       for (int64_t t = 0; t < s.steps; ++t) {
         Project(Previous(hs, h0, s, t, first), r, s, last - first, At(ms, s, s.gates, t, first));
         for (int64_t row = first; row < last; ++row) {
           Vector m(At(ms, s, s.gates, t, row), s.gates);
           m += ConstVector(b, s.gates);
-          ConstVector in(At(x, s, s.gates, t, row), s.gates);
-          const auto update = (in.segment(0, u) + m.segment(0, u)).logistic();
-          const auto reset = (in.segment(u, u) + m.segment(u, u)).logistic();
-          const Eigen::ArrayXf candidate =
-              (in.segment(2 * u, u) + reset * m.segment(2 * u, u)).tanh();
+          gates.From(At(x, s, s.gates, t, row), m.data(), u);
+          const auto& candidate = gates.candidate;
           Vector(At(hs, s, u, t, row), u) =
-              candidate + update * (ConstVector(Previous(hs, h0, s, t, row), u) - candidate);
+              candidate + gates.update * (ConstVector(Previous(hs, h0, s, t, row), u) - candidate);
         }
       }
     });
@@ -354,23 +372,19 @@ class GruSequenceGrad : public OpKernel {
       // The gradient reaching h_t from after step t.
       Vector carry(d_h0 + first * u, n);
       carry = ConstVector(d_h_final + first * u, n);
+      GruGates gates(u);
+      Eigen::ArrayXf d_h(u), d_update(u), d_candidate(u), d_reset(u);
       for (int64_t t = s.steps - 1; t >= 0; --t) {
         for (int64_t row = first; row < last; ++row) {
-          ConstVector in(At(x, s, s.gates, t, row), s.gates);
-          ConstVector m(At(ms, s, s.gates, t, row), s.gates);
-          const Eigen::ArrayXf update = (in.segment(0, u) + m.segment(0, u)).logistic();
-          const Eigen::ArrayXf reset = (in.segment(u, u) + m.segment(u, u)).logistic();
-          const Eigen::ArrayXf candidate =
-              (in.segment(2 * u, u) + reset * m.segment(2 * u, u)).tanh();
+          const float* m = At(ms, s, s.gates, t, row);
+          gates.From(At(x, s, s.gates, t, row), m, u);
+          const auto& [update, reset, candidate] = gates;
           const int64_t offset = (row - first) * u;
-          const Eigen::ArrayXf d_h =
-              ConstVector(At(d_hs, s, u, t, row), u) + carry.segment(offset, u);
-          const Eigen::ArrayXf d_update =
-              d_h * (ConstVector(Previous(hs, h0, s, t, row), u) - candidate) * update *
-              (1.0f - update);
-          const Eigen::ArrayXf d_candidate = d_h * (1.0f - update) * (1.0f - candidate * candidate);
-          const Eigen::ArrayXf d_reset =
-              d_candidate * m.segment(2 * u, u) * reset * (1.0f - reset);
+          d_h = ConstVector(At(d_hs, s, u, t, row), u) + carry.segment(offset, u);
+          d_update = d_h * (ConstVector(Previous(hs, h0, s, t, row), u) - candidate) * update *
+                     (1.0f - update);
+          d_candidate = d_h * (1.0f - update) * (1.0f - candidate * candidate);
+          d_reset = d_candidate * ConstVector(m + 2 * u, u) * reset * (1.0f - reset);
           Vector d_x(At(d_xs, s, s.gates, t, row), s.gates);
           Vector d_m(At(d_ms, s, s.gates, t, row), s.gates);
           d_x.segment(0, u) = d_update;
