@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 
 #include "Eigen/Core"
 #include "tensorflow/core/framework/op.h"
@@ -90,10 +91,13 @@ inline void AddBackProjected(const float* d_gates, const float* kernel, const Si
       ConstMatrixMap(kernel, s.units, s.gates).transpose();
 }
 
-// The sizes, from a [T, B, ...] sequence and a [U, gates_per_unit * U] kernel. The Python side
-// (stages/recurrent.py) passes consistent shapes; a mismatch here fails the op, not the process.
-Sizes CheckedSizes(OpKernelContext* context, const Tensor& sequence, const Tensor& kernel,
+// The sizes, from the inputs holding a [T, B, ...] sequence and a [U, gates_per_unit * U]
+// kernel. The Python side (stages/recurrent.py) passes consistent shapes; a mismatch here fails
+// the op, not the process.
+Sizes CheckedSizes(OpKernelContext* context, int sequence_input, int kernel_input,
                    int64_t gates_per_unit) {
+  const Tensor& sequence = context->input(sequence_input);
+  const Tensor& kernel = context->input(kernel_input);
   if (sequence.dims() != 3 || kernel.dims() != 2 ||
       kernel.dim_size(1) != gates_per_unit * kernel.dim_size(0)) {
     context->SetStatus(::tensorflow::errors::InvalidArgument(
@@ -106,10 +110,18 @@ Sizes CheckedSizes(OpKernelContext* context, const Tensor& sequence, const Tenso
   return Sizes{sequence.dim_size(0), sequence.dim_size(1), units, gates_per_unit * units};
 }
 
-Tensor* Output(OpKernelContext* context, int index, const TensorShape& shape) {
+const float* In(OpKernelContext* context, int index) {
+  return context->input(index).flat<float>().data();
+}
+
+// Allocates output `index`: nullptr, with the context's status set, if that fails or an earlier
+// check did.
+float* Out(OpKernelContext* context, int index, std::initializer_list<int64_t> shape) {
   Tensor* out = nullptr;
-  if (context->status().ok()) context->SetStatus(context->allocate_output(index, shape, &out));
-  return out;
+  if (context->status().ok()) {
+    context->SetStatus(context->allocate_output(index, TensorShape(shape), &out));
+  }
+  return out == nullptr ? nullptr : out->flat<float>().data();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,16 +131,11 @@ class SimpleRnnSequence : public OpKernel {
  public:
   using OpKernel::OpKernel;
   void Compute(OpKernelContext* context) override {
-    const Tensor& inputs = context->input(0);
-    const Tensor& initial = context->input(1);
-    const Tensor& kernel = context->input(2);
-    const Sizes s = CheckedSizes(context, inputs, kernel, 1);
-    Tensor* states = Output(context, 0, TensorShape({s.steps, s.batch, s.units}));
+    // inputs, initial_state, recurrent_kernel
+    const Sizes s = CheckedSizes(context, 0, 2, 1);
+    float* hs = Out(context, 0, {s.steps, s.batch, s.units});
     if (!context->status().ok()) return;
-    const float* x = inputs.flat<float>().data();
-    const float* h0 = initial.flat<float>().data();
-    const float* r = kernel.flat<float>().data();
-    float* hs = states->flat<float>().data();
+    const float *x = In(context, 0), *h0 = In(context, 1), *r = In(context, 2);
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
       const int64_t rows = last - first;
       for (int64_t t = 0; t < s.steps; ++t) {
@@ -145,20 +152,13 @@ class SimpleRnnSequenceGrad : public OpKernel {
  public:
   using OpKernel::OpKernel;
   void Compute(OpKernelContext* context) override {
-    const Tensor& d_states_in = context->input(0);
-    const Tensor& d_final_state = context->input(1);
-    const Tensor& states = context->input(2);
-    const Tensor& kernel = context->input(3);
-    const Sizes s = CheckedSizes(context, states, kernel, 1);
-    Tensor* d_inputs = Output(context, 0, TensorShape({s.steps, s.batch, s.units}));
-    Tensor* d_initial = Output(context, 1, TensorShape({s.batch, s.units}));
+    // d_states, d_final_state, states, recurrent_kernel
+    const Sizes s = CheckedSizes(context, 2, 3, 1);
+    float* d_zs = Out(context, 0, {s.steps, s.batch, s.units});
+    float* d_h0 = Out(context, 1, {s.batch, s.units});
     if (!context->status().ok()) return;
-    const float* d_hs = d_states_in.flat<float>().data();
-    const float* d_h_final = d_final_state.flat<float>().data();
-    const float* hs = states.flat<float>().data();
-    const float* r = kernel.flat<float>().data();
-    float* d_zs = d_inputs->flat<float>().data();
-    float* d_h0 = d_initial->flat<float>().data();
+    const float *d_hs = In(context, 0), *d_h_final = In(context, 1), *hs = In(context, 2),
+                *r = In(context, 3);
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
       const int64_t n = (last - first) * s.units;
       // The gradient reaching h_t from after step t: from step t + 1, or as the final state.
@@ -196,22 +196,14 @@ class LstmSequence : public OpKernel {
  public:
   using OpKernel::OpKernel;
   void Compute(OpKernelContext* context) override {
-    const Tensor& inputs = context->input(0);
-    const Tensor& initial_h = context->input(1);
-    const Tensor& initial_c = context->input(2);
-    const Tensor& kernel = context->input(3);
-    const Sizes s = CheckedSizes(context, inputs, kernel, 4);
-    Tensor* states = Output(context, 0, TensorShape({s.steps, s.batch, s.units}));
-    Tensor* carries = Output(context, 1, TensorShape({s.steps, s.batch, s.units}));
-    Tensor* pre_activations = Output(context, 2, TensorShape({s.steps, s.batch, s.gates}));
+    // inputs, initial_state, initial_carry, recurrent_kernel
+    const Sizes s = CheckedSizes(context, 0, 3, 4);
+    float* hs = Out(context, 0, {s.steps, s.batch, s.units});
+    float* cs = Out(context, 1, {s.steps, s.batch, s.units});
+    float* zs = Out(context, 2, {s.steps, s.batch, s.gates});
     if (!context->status().ok()) return;
-    const float* x = inputs.flat<float>().data();
-    const float* h0 = initial_h.flat<float>().data();
-    const float* c0 = initial_c.flat<float>().data();
-    const float* r = kernel.flat<float>().data();
-    float* hs = states->flat<float>().data();
-    float* cs = carries->flat<float>().data();
-    float* zs = pre_activations->flat<float>().data();
+    const float *x = In(context, 0), *h0 = In(context, 1), *c0 = In(context, 2),
+                *r = In(context, 3);
     const int64_t u = s.units;
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
       LstmGates gates(u);
@@ -235,28 +227,16 @@ class LstmSequenceGrad : public OpKernel {
  public:
   using OpKernel::OpKernel;
   void Compute(OpKernelContext* context) override {
-    const Tensor& d_states_in = context->input(0);
-    const Tensor& d_final_state = context->input(1);
-    const Tensor& d_final_carry = context->input(2);
-    const Tensor& carries = context->input(3);
-    const Tensor& pre_activations = context->input(4);
-    const Tensor& initial_c = context->input(5);
-    const Tensor& kernel = context->input(6);
-    const Sizes s = CheckedSizes(context, carries, kernel, 4);
-    Tensor* d_pre = Output(context, 0, TensorShape({s.steps, s.batch, s.gates}));
-    Tensor* d_initial_h = Output(context, 1, TensorShape({s.batch, s.units}));
-    Tensor* d_initial_c = Output(context, 2, TensorShape({s.batch, s.units}));
+    // d_states, d_final_state, d_final_carry, carries, pre_activations, initial_carry,
+    // recurrent_kernel
+    const Sizes s = CheckedSizes(context, 3, 6, 4);
+    float* d_zs = Out(context, 0, {s.steps, s.batch, s.gates});
+    float* d_h0 = Out(context, 1, {s.batch, s.units});
+    float* d_c0 = Out(context, 2, {s.batch, s.units});
     if (!context->status().ok()) return;
-    const float* d_hs = d_states_in.flat<float>().data();
-    const float* d_h_final = d_final_state.flat<float>().data();
-    const float* d_c_final = d_final_carry.flat<float>().data();
-    const float* cs = carries.flat<float>().data();
-    const float* zs = pre_activations.flat<float>().data();
-    const float* c0 = initial_c.flat<float>().data();
-    const float* r = kernel.flat<float>().data();
-    float* d_zs = d_pre->flat<float>().data();
-    float* d_h0 = d_initial_h->flat<float>().data();
-    float* d_c0 = d_initial_c->flat<float>().data();
+    const float *d_hs = In(context, 0), *d_h_final = In(context, 1), *d_c_final = In(context, 2),
+                *cs = In(context, 3), *zs = In(context, 4), *c0 = In(context, 5),
+                *r = In(context, 6);
     const int64_t u = s.units;
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
       const int64_t n = (last - first) * u;
@@ -308,20 +288,13 @@ class GruSequence : public OpKernel {
  public:
   using OpKernel::OpKernel;
   void Compute(OpKernelContext* context) override {
-    const Tensor& inputs = context->input(0);
-    const Tensor& initial = context->input(1);
-    const Tensor& kernel = context->input(2);
-    const Tensor& bias = context->input(3);
-    const Sizes s = CheckedSizes(context, inputs, kernel, 3);
-    Tensor* states = Output(context, 0, TensorShape({s.steps, s.batch, s.units}));
-    Tensor* recurrent_parts = Output(context, 1, TensorShape({s.steps, s.batch, s.gates}));
+    // inputs, initial_state, recurrent_kernel, recurrent_bias
+    const Sizes s = CheckedSizes(context, 0, 2, 3);
+    float* hs = Out(context, 0, {s.steps, s.batch, s.units});
+    float* ms = Out(context, 1, {s.steps, s.batch, s.gates});
     if (!context->status().ok()) return;
-    const float* x = inputs.flat<float>().data();
-    const float* h0 = initial.flat<float>().data();
-    const float* r = kernel.flat<float>().data();
-    const float* b = bias.flat<float>().data();
-    float* hs = states->flat<float>().data();
-    float* ms = recurrent_parts->flat<float>().data();
+    const float *x = In(context, 0), *h0 = In(context, 1), *r = In(context, 2),
+                *b = In(context, 3);
     const int64_t u = s.units;
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
       GruGates gates(u);
@@ -344,28 +317,15 @@ class GruSequenceGrad : public OpKernel {
  public:
   using OpKernel::OpKernel;
   void Compute(OpKernelContext* context) override {
-    const Tensor& d_states_in = context->input(0);
-    const Tensor& d_final_state = context->input(1);
-    const Tensor& inputs = context->input(2);
-    const Tensor& states = context->input(3);
-    const Tensor& recurrent_parts = context->input(4);
-    const Tensor& initial = context->input(5);
-    const Tensor& kernel = context->input(6);
-    const Sizes s = CheckedSizes(context, inputs, kernel, 3);
-    Tensor* d_in = Output(context, 0, TensorShape({s.steps, s.batch, s.gates}));
-    Tensor* d_recurrent = Output(context, 1, TensorShape({s.steps, s.batch, s.gates}));
-    Tensor* d_initial = Output(context, 2, TensorShape({s.batch, s.units}));
+    // d_states, d_final_state, inputs, states, recurrent_parts, initial_state, recurrent_kernel
+    const Sizes s = CheckedSizes(context, 2, 6, 3);
+    float* d_xs = Out(context, 0, {s.steps, s.batch, s.gates});
+    float* d_ms = Out(context, 1, {s.steps, s.batch, s.gates});
+    float* d_h0 = Out(context, 2, {s.batch, s.units});
     if (!context->status().ok()) return;
-    const float* d_hs = d_states_in.flat<float>().data();
-    const float* d_h_final = d_final_state.flat<float>().data();
-    const float* x = inputs.flat<float>().data();
-    const float* hs = states.flat<float>().data();
-    const float* ms = recurrent_parts.flat<float>().data();
-    const float* h0 = initial.flat<float>().data();
-    const float* r = kernel.flat<float>().data();
-    float* d_xs = d_in->flat<float>().data();
-    float* d_ms = d_recurrent->flat<float>().data();
-    float* d_h0 = d_initial->flat<float>().data();
+    const float *d_hs = In(context, 0), *d_h_final = In(context, 1), *x = In(context, 2),
+                *hs = In(context, 3), *ms = In(context, 4), *h0 = In(context, 5),
+                *r = In(context, 6);
     const int64_t u = s.units;
     ForRowBlocks(context, s.batch, [&](int64_t first, int64_t last) {
       const int64_t n = (last - first) * u;
