@@ -11,10 +11,14 @@ matmuls run at a fraction of the rate of large ones here (about 50-120 against 2
 - the loop keeps only the recurrent matmul and the gates;
 - the backward loop (``tf.custom_gradient``) keeps one matmul per step, and the gradients of
   the kernels come from one large matmul each after it;
-- stacked layers (``ProjectedStack``) run in one loop as a wavefront: iteration ``s`` computes
-  step ``s`` of the first layer and step ``s - 1`` of the second, which do not depend on each
-  other, so the two cores run them side by side (10% less time for two layers, forward and
-  backward, than one loop per layer; README, Performance).
+- with ``fused=True`` (the pipeline's default) the loop itself, forward and backward, is one
+  C++ op per layer (``stages/kernels/recurrent_sequences.cc``, built by ``stages/native.py``):
+  no TensorFlow op dispatch per step, and the batch split over the cores;
+- otherwise the loop is TensorFlow ops, and stacked layers (``ProjectedStack``) run in one loop
+  as a wavefront: iteration ``s`` computes step ``s`` of the first layer and step ``s - 1`` of
+  the second, which do not depend on each other, so the two cores run them side by side (10%
+  less time for two layers, forward and backward, than one loop per layer; README,
+  Performance).
 
 Same weights, same config, same outputs and gradients as Keras' own layers (``tests/
 test_recurrent.py`` checks both against them with the same weights): each subclasses the
