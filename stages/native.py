@@ -43,7 +43,7 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _compile_command(compiler: str, output: Path) -> list[str]:
+def _compile_command(compiler: str, source: Path, output: Path) -> list[str]:
     import tensorflow as tf
 
     return [
@@ -55,7 +55,7 @@ def _compile_command(compiler: str, output: Path) -> list[str]:
         # TensorFlow's headers warn about their own deprecations by the hundred.
         "-w",
         *tf.sysconfig.get_compile_flags(),
-        str(SOURCE),
+        str(source),
         "-o",
         str(output),
         *tf.sysconfig.get_link_flags(),
@@ -82,7 +82,8 @@ def library_path(build_dir: Path = BUILD_DIR) -> Path:
     for part in (
         SOURCE.read_bytes(),
         tf.__version__.encode(),
-        " ".join(_compile_command(compiler, Path("out"))).encode(),
+        # The flags, not where this copy of the project is: every copy shares one build.
+        " ".join(_compile_command(compiler, Path("source.cc"), Path("out.so"))).encode(),
         _compiler_version(compiler).encode(),
         _cpu_flags().encode(),
     ):
@@ -99,7 +100,10 @@ def library_path(build_dir: Path = BUILD_DIR) -> Path:
         with tempfile.TemporaryDirectory(dir=folder) as scratch:
             partial = Path(scratch) / LIBRARY_NAME
             result = subprocess.run(
-                _compile_command(compiler, partial), capture_output=True, text=True, check=False
+                _compile_command(compiler, SOURCE, partial),
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
                 raise KernelBuildError(

@@ -41,6 +41,20 @@ def test_a_built_library_is_reused(tmp_path, monkeypatch):
     assert _builds(tmp_path) == 1
 
 
+def test_copies_of_the_project_share_one_build(tmp_path, monkeypatch):
+    # The end-to-end tests and `dvc exp run --temp` run copies of stages/ from other folders.
+    monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
+    first = native.library_path(tmp_path / "build")
+    copy = tmp_path / "copy" / native.SOURCE.name
+    copy.parent.mkdir()
+    copy.write_bytes(native.SOURCE.read_bytes())
+    monkeypatch.setattr(native, "SOURCE", copy)
+    assert native.library_path(tmp_path / "build") == first
+    copy.write_text(copy.read_text() + "// changed\n")
+    assert native.library_path(tmp_path / "build") != first
+    assert _builds(tmp_path) == 2
+
+
 def test_a_changed_cpu_gets_its_own_build(tmp_path, monkeypatch):
     # -march=native code must not be loaded on another CPU from a shared project folder.
     monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
