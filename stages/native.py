@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -27,6 +28,9 @@ SOURCE = Path(__file__).parent / "kernels" / "recurrent_sequences.cc"
 LIBRARY_NAME = "recurrent_sequences.so"
 # What a user can do when the kernels cannot be built: the same function, computed in TensorFlow.
 FALLBACK = "or set train.recurrent_implementation: projected in params.yaml (same model, slower)"
+
+
+logger = logging.getLogger(__name__)
 
 
 class KernelBuildError(RuntimeError):
@@ -126,3 +130,22 @@ def recurrent_ops():
         raise KernelBuildError(
             f"loading {library} failed ({error}); delete {library.parent} to rebuild it, {FALLBACK}"
         ) from error
+
+
+def recurrent_ops_or_none():
+    """The loaded ops, or None where they cannot be built, with a warning once per process: for
+    running a model trained with them on a machine without a compiler, in TensorFlow instead."""
+    try:
+        return recurrent_ops()
+    except KernelBuildError as error:
+        _warn_about_fallback(str(error))
+        return None
+
+
+@functools.cache
+def _warn_about_fallback(reason: str) -> None:
+    logger.warning(
+        "the recurrent layers run in TensorFlow ops instead of the C++ kernels (the same "
+        "function, slower): %s",
+        reason,
+    )

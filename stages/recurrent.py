@@ -426,12 +426,13 @@ def recurrent_stack(math, first_inputs, layers, masks, initial_states):
     return stack(*tf.nest.flatten(structure))
 
 
-def fused_sequence(math, inputs, weights, initial_states):
+def fused_sequence(math, kernels, inputs, weights, initial_states):
     """One recurrent layer over time-major sequences, every step in one C++ op
     (``stages/kernels/recurrent_sequences.cc``) and its gradient in another.
 
     Args:
         math: ``_SimpleRNNMath``, ``_LSTMMath`` or ``_GRUMath``.
+        kernels: The loaded ops (``native.recurrent_ops()``).
         inputs: The input part of every step, ``[T, B, G]`` (``inputs @ kernel + bias``).
         weights: ``recurrent_kernel`` ``[U, G]`` and, for a GRU, ``recurrent_bias`` ``[G]``.
         initial_states: A tuple of states ``[B, U]``.
@@ -439,7 +440,6 @@ def fused_sequence(math, inputs, weights, initial_states):
     Returns:
         The outputs ``[T, B, U]`` and the final states.
     """
-    kernels = native.recurrent_ops()
     structure = (inputs, weights, initial_states)
 
     @tf.custom_gradient
@@ -521,12 +521,17 @@ class _HoistedInputProjection:
         if not self._can_hoist(mask):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         inputs = self._time_major_projection(sequences, training)
-        if self.fused and inputs.dtype == tf.float32:
+        # The kernels are float32 only, and a model trained with them may be loaded where they
+        # cannot be built (a serving host without a compiler): the TensorFlow loop computes the
+        # same function. Training checks for the kernels before it starts (stages/train.py).
+        kernels = (
+            native.recurrent_ops_or_none() if self.fused and inputs.dtype == tf.float32 else None
+        )
+        if kernels is not None:
             hs, *states = fused_sequence(
-                self._math, inputs, self._loop_weights(), tuple(initial_state)
+                self._math, kernels, inputs, self._loop_weights(), tuple(initial_state)
             )
         else:
-            # The kernels are float32 only; this is the same function in TensorFlow.
             hs, *states = recurrent_stack(
                 self._math,
                 inputs,

@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from stages import recurrent  # noqa: E402
+from stages import native, recurrent  # noqa: E402
 from stages.recurrent import PROJECTED_LAYERS, ProjectedStack  # noqa: E402
 
 KERAS_LAYERS = {
@@ -116,6 +116,27 @@ def test_fused_kernels_split_the_batch_without_changing_a_row(cell):
     whole = layers[True](batch)
     np.testing.assert_allclose(whole, layers[False](batch), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(whole[:5], layers[True](batch[:5]), rtol=1e-6, atol=1e-7)
+
+
+def test_a_fused_layer_without_its_kernels_runs_the_tensorflow_loop(
+    monkeypatch, caplog, fused_calls
+):
+    # A model trained with the kernels, loaded where they cannot be built (no compiler).
+    keras.utils.set_random_seed(0)
+    layer = PROJECTED_LAYERS["gru"](4, return_sequences=True, fused=True)
+    expected = layer(SEQUENCES)
+    assert fused_calls
+    fused_calls.clear()
+
+    def no_compiler():
+        raise native.KernelBuildError("no C++ compiler on this test's machine")
+
+    monkeypatch.setattr(native, "recurrent_ops", no_compiler)
+    with caplog.at_level("WARNING", logger="stages.native"):
+        actual = layer(SEQUENCES)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    assert not fused_calls
+    assert "no C++ compiler on this test's machine" in caplog.text
 
 
 @FUSED
