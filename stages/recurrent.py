@@ -77,6 +77,17 @@ def _previous(initial, sequence):
     return tf.concat([initial[None], sequence[:-1]], axis=0)
 
 
+def _recurrent_gradients(weights, initial_state, states, d_recurrent):
+    """The gradients of a layer's recurrent kernel (and recurrent bias, where it has one) from
+    its states and the gradient of its recurrent part ``h_{t-1} @ R (+ b_R)`` at every step."""
+    gradients = {
+        "recurrent_kernel": _kernel_gradient(_previous(initial_state, states), d_recurrent)
+    }
+    if "recurrent_bias" in weights:
+        gradients["recurrent_bias"] = tf.reduce_sum(d_recurrent, axis=[0, 1])
+    return gradients
+
+
 # A gate pre-activation far beyond float32's saturation: sigmoid of it is exactly 0 or 1.
 _SATURATED = 1e30
 
@@ -407,10 +418,9 @@ def recurrent_stack(math, first_inputs, layers, masks, initial_states):
             d_ms = [ta.stack() for ta in d_ms] if math.input_apart else d_xs
             d_layers = []
             for index, layer in enumerate(layers):
-                previous = _previous(initial_states[index][0], hs[index])
-                d_layer = {"recurrent_kernel": _kernel_gradient(previous, d_ms[index])}
-                if "recurrent_bias" in layer:
-                    d_layer["recurrent_bias"] = tf.reduce_sum(d_ms[index], axis=[0, 1])
+                d_layer = _recurrent_gradients(
+                    layer, initial_states[index][0], hs[index], d_ms[index]
+                )
                 if index:
                     previous_below = below(
                         index, _previous(initial_states[index - 1][0], hs[index - 1])
@@ -458,10 +468,7 @@ def fused_sequence(math, kernels, inputs, weights, initial_states):
                 initial_states,
                 weights,
             )
-            previous = _previous(initial_states[0], outputs)
-            d_weights = {"recurrent_kernel": _kernel_gradient(previous, d_recurrent)}
-            if "recurrent_bias" in weights:
-                d_weights["recurrent_bias"] = tf.reduce_sum(d_recurrent, axis=[0, 1])
+            d_weights = _recurrent_gradients(weights, initial_states[0], outputs, d_recurrent)
             return tf.nest.flatten((d_inputs, d_weights, d_initial))
 
         return (outputs, *final_states), gradient
