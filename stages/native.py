@@ -17,10 +17,11 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock
+
+from stages.files import atomic_path
 
 _CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 BUILD_DIR = _CACHE_HOME / "imdb-rnn-pipeline" / "kernels"
@@ -28,7 +29,6 @@ SOURCE = Path(__file__).parent / "kernels" / "recurrent_sequences.cc"
 LIBRARY_NAME = "recurrent_sequences.so"
 # What a user can do when the kernels cannot be built: the same function, computed in TensorFlow.
 FALLBACK = "or set train.recurrent_implementation: projected in params.yaml (same model, slower)"
-
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def library_path(build_dir: Path = BUILD_DIR) -> Path:
         if library.exists():
             return library
         # Compiled beside its final name and renamed: a half-written library is never loaded.
-        with tempfile.TemporaryDirectory(dir=folder) as scratch:
-            partial = Path(scratch) / LIBRARY_NAME
+        with atomic_path(library) as partial:
             result = subprocess.run(
                 _compile_command(compiler, SOURCE, partial),
                 capture_output=True,
@@ -114,7 +113,6 @@ def library_path(build_dir: Path = BUILD_DIR) -> Path:
                     f"compiling {SOURCE} failed ({compiler} exited with {result.returncode}):\n"
                     f"{result.stderr[-3000:]}\nFix the compiler setup, {FALLBACK}"
                 )
-            os.replace(partial, library)
     return library
 
 
