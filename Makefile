@@ -5,14 +5,20 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test lint format lock clean bench
+.PHONY: setup kernels run test lint format lock clean bench
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed kernels
 
+# -qq: pip's warnings about this machine's own configuration are not the project's.
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -qq --disable-pip-version-check -r requirements.lock
 	touch $@
+
+# The recurrent layers' C++ kernels, compiled once per machine and cached (fast_rnn/README.md):
+# a machine without a C++ compiler says so here, before anything runs.
+kernels: $(VENV)/.installed
+	python -m fast_rnn.build
 
 run: setup
 	dvc repro
@@ -25,13 +31,15 @@ bench: setup
 	dvc repro prepare
 	python bench/benchmark.py
 
-lint: setup
-	ruff check stages tests bench
-	ruff format --check stages tests bench
+CODE := stages imdb_sentiment fast_rnn tests bench
 
-format: setup
-	ruff check --fix stages tests bench
-	ruff format stages tests bench
+lint: $(VENV)/.installed
+	ruff check $(CODE)
+	ruff format --check $(CODE)
+
+format: $(VENV)/.installed
+	ruff check --fix $(CODE)
+	ruff format $(CODE)
 
 # Regenerates requirements.lock from pyproject.toml's pinned direct dependencies.
 lock:

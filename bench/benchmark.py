@@ -27,11 +27,11 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from stages import paths, tracking  # noqa: E402
-from stages.files import read_json  # noqa: E402
-from stages.params import load_params  # noqa: E402
-from stages.prepare import EncodedSplit, load_split  # noqa: E402
-from stages.train import seed_everything, train_model  # noqa: E402
+from imdb_sentiment import paths, tracking  # noqa: E402
+from imdb_sentiment.dataset import EncodedSplit, load_split  # noqa: E402
+from imdb_sentiment.files import read_json  # noqa: E402
+from imdb_sentiment.params import load_params  # noqa: E402
+from imdb_sentiment.training import seed_everything, train_model  # noqa: E402
 
 SHUFFLE_BUFFER = 1000  # The seed's Dataset.shuffle(1000).
 
@@ -133,8 +133,6 @@ def plain_recipe(params, num_words: int, epochs: int, train, val) -> dict:
 PIPELINE_VARIANTS = {
     "keras-loop": {"recurrent_implementation": "keras", "steps_per_execution": 1},
     "keras-spe16": {"recurrent_implementation": "keras", "steps_per_execution": 16},
-    "projected": {"recurrent_implementation": "projected", "steps_per_execution": 1},
-    "projected-spe16": {"recurrent_implementation": "projected"},
     "fused": {"steps_per_execution": 1},
     "pipeline": {},
     "pipeline-nondet": {"op_determinism": False},

@@ -1,163 +1,21 @@
 """Stage 1: fetch the IMDB archive and verify its checksum.
 
+    python -m stages.download
+
 The archive comes from ``data.local_copy`` when that file exists (offline machines), else from
-``data.url``, which may be an http(s) URL, a ``file://`` URL or a local path. It is written
-atomically: an interrupted or corrupt download never lands where DVC would take it for the
-output.
+``data.url``, which may be an http(s) URL, a ``file://`` URL or a local path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import logging
-import shutil
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from pathlib import Path
-from typing import BinaryIO
 
-from tqdm import tqdm
-
-from stages import paths
-from stages.cli import StageError, run_stage
-from stages.files import atomic_path
-from stages.params import load_params
+from imdb_sentiment import paths
+from imdb_sentiment.cli import run_stage
+from imdb_sentiment.fetch import as_url, fetch, local_path
+from imdb_sentiment.params import load_params
 
 logger = logging.getLogger(__name__)
-
-_CHUNK_BYTES = 1 << 20
-
-
-def local_path(location: str, base: Path) -> Path:
-    """The file that a path or ``file://`` URL names; relative paths start at ``base``."""
-    if location.startswith("file://"):
-        return Path(urllib.request.url2pathname(urllib.parse.urlparse(location).path))
-    return (base / Path(location).expanduser()).resolve()
-
-
-def as_url(location: str, base: Path) -> str:
-    """``location`` as a URL: URLs stay as they are, paths become ``file://`` URLs."""
-    return location if "://" in location else local_path(location, base).as_uri()
-
-
-# Waits between attempts: a flaky connection gets four tries within about 15 s, then an error.
-RETRY_DELAYS_SECONDS = (1, 4, 10)
-# Room to leave beyond the archive itself: prepare writes its splits to the same disk.
-FREE_SPACE_MARGIN_BYTES = 200 * 1024 * 1024
-
-
-class _CutShort(OSError):
-    """The server closed the connection before sending the whole file."""
-
-
-def copy_with_checksum(
-    source: BinaryIO, target: BinaryIO, total_bytes: int | None
-) -> tuple[str, int]:
-    """Copies ``source`` to ``target`` with a progress bar.
-
-    Returns:
-        The sha256 of the bytes copied, and how many there were.
-    """
-    digest, copied = hashlib.sha256(), 0
-    with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="download") as progress:
-        # read1 returns what has arrived, up to a chunk, so the progress bar moves smoothly.
-        while chunk := source.read1(_CHUNK_BYTES):
-            digest.update(chunk)
-            target.write(chunk)
-            copied += len(chunk)
-            progress.update(len(chunk))
-    return digest.hexdigest(), copied
-
-
-def check_free_space(folder: Path, needed_bytes: int) -> None:
-    """Raises a StageError if ``folder``'s disk has less than ``needed_bytes`` plus a margin."""
-    free = shutil.disk_usage(folder).free
-    if free < needed_bytes + FREE_SPACE_MARGIN_BYTES:
-        raise StageError(
-            f"not enough disk space in {folder}: the archive needs {needed_bytes / 1e6:.0f} MB "
-            f"and the prepared data about {FREE_SPACE_MARGIN_BYTES / 1e6:.0f} MB more, but only "
-            f"{free / 1e6:.0f} MB are free. Free some space and run again."
-        )
-
-
-def _download_once(url: str, partial: Path) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            length = response.headers.get("Content-Length")
-            expected_bytes = int(length) if length else None
-            if expected_bytes is not None:
-                check_free_space(partial.parent, expected_bytes)
-            with open(partial, "wb") as out:
-                sha256, received = copy_with_checksum(response, out, expected_bytes)
-    except http.client.IncompleteRead as error:
-        raise _CutShort(f"the transfer was cut short after {len(error.partial)} bytes") from None
-    if expected_bytes is not None and received != expected_bytes:
-        raise _CutShort(f"the transfer was cut short: {received} of {expected_bytes} bytes")
-    return sha256
-
-
-def _unrecoverable(url: str, error: Exception) -> StageError:
-    if isinstance(error, urllib.error.HTTPError):
-        return StageError(
-            f"{url} answered HTTP {error.code} {error.reason}: check data.url in params.yaml, "
-            "or point data.local_copy (with data.local_copy_sha256) at a copy on disk."
-        )
-    reason = getattr(error, "reason", error)
-    return StageError(
-        f"cannot download {url}: {reason}. Offline? Put a copy of the archive on disk and point "
-        "data.local_copy (with data.local_copy_sha256) at it in params.yaml."
-    )
-
-
-def fetch(
-    url: str,
-    destination: Path,
-    expected_sha256: str,
-    retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
-) -> None:
-    """Downloads ``url`` to ``destination`` if its sha256 is ``expected_sha256``.
-
-    Over http(s), connection failures, server errors (HTTP 5xx) and cut-short transfers are
-    retried after each of ``retry_delays``; each attempt starts from the first byte. A local
-    file is read once.
-
-    Raises:
-        StageError: The URL cannot be read, there is not enough disk space, or the content has
-            another checksum. Nothing is written to ``destination`` then, nor when the download
-            is interrupted.
-    """
-    if not url.startswith(("http://", "https://")):
-        retry_delays = ()
-    with atomic_path(destination) as partial:
-        for attempt, delay in enumerate((*retry_delays, None), start=1):
-            try:
-                actual_sha256 = _download_once(url, partial)
-                break
-            except urllib.error.HTTPError as error:
-                if error.code < 500 or delay is None:
-                    raise _unrecoverable(url, error) from error
-                failure = error
-            except OSError as error:  # URLError, timeouts, refused or reset connections.
-                if delay is None:
-                    raise _unrecoverable(url, error) from error
-                failure = error
-            logger.warning(
-                "Download attempt %d of %d failed (%s); retrying in %s s",
-                attempt,
-                len(retry_delays) + 1,
-                getattr(failure, "reason", failure),
-                delay,
-            )
-            time.sleep(delay)
-        if actual_sha256 != expected_sha256:
-            raise StageError(
-                f"{url} has sha256 {actual_sha256}, but params.yaml expects {expected_sha256}. "
-                "The file is corrupt or another version: download it again, or if it is the "
-                "archive you want, put its sha256 in params.yaml."
-            )
 
 
 def main(argv: list[str]) -> None:

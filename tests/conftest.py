@@ -18,27 +18,17 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_ARCHIVE = PROJECT_ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz"
+# The tests' own params: small enough to train in seconds, large enough to learn the synthetic
+# reviews, and fixed, whatever the project's params.yaml holds.
+TEST_PARAMS_FILE = PROJECT_ROOT / "tests" / "data" / "params.yaml"
 
-# Small enough to train in seconds, large enough to learn the synthetic reviews.
-TINY_PARAMS = {
-    "data": {"num_words": 100, "maxlen": 24, "val_fraction": 0.2},
-    "train": {
-        "embedding_dim": 8,
-        "units": 8,
-        "dropout": 0.1,
-        "dense_units": 8,
-        "dense_dropout": 0.1,
-        "batch_size": 32,
-        "epochs": 8,
-        "learning_rate": 0.02,
-        "early_stopping_patience": 3,
-    },
-    "models": {
-        "simplernn": {"cell": "simplernn", "units": 8},
-        "lstm": {"cell": "lstm", "units": 8},
-        "gru": {"cell": "gru", "units": 8},
-    },
-}
+
+def tiny_params(local_copy: Path | None = None, sha256: str | None = None) -> dict:
+    """A fresh copy of the tests' params, reading the archive ``local_copy`` if given."""
+    params = yaml.safe_load(TEST_PARAMS_FILE.read_text())
+    params["data"].update(local_copy=local_copy and str(local_copy), local_copy_sha256=sha256)
+    return params
+
 
 POSITIVE_WORDS = ["great", "wonderful", "superb", "moving", "brilliant", "loved", "beautiful"]
 NEGATIVE_WORDS = ["awful", "boring", "terrible", "waste", "dull", "hated", "worst"]
@@ -112,7 +102,8 @@ def tiny_archive(tmp_path: Path) -> tuple[Path, str]:
 def workspace(tmp_path, monkeypatch, tiny_archive):
     """The pipeline's files moved to a temporary folder, with tiny params and a temporary
     MLflow store, and the tiny archive downloaded and prepared: stages can run in-process."""
-    from stages import download, paths, prepare
+    from imdb_sentiment import paths
+    from stages import download, prepare
 
     root = tmp_path / "workspace"
     root.mkdir()
@@ -132,15 +123,7 @@ def workspace(tmp_path, monkeypatch, tiny_archive):
     ):
         moved = root / getattr(paths, name).relative_to(project_root)
         monkeypatch.setattr(paths, name, moved)
-    params = yaml.safe_load((project_root / "params.yaml").read_text())
-    for section, values in TINY_PARAMS.items():
-        params[section].update(values)
-    params["data"].update(local_copy=str(tiny_archive[0]), local_copy_sha256=tiny_archive[1])
-    paths.PARAMS_FILE.write_text(yaml.safe_dump(params))
-    # Logged models carry the code in stages/, looked up from the project root.
-    shutil.copytree(
-        project_root / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    paths.PARAMS_FILE.write_text(yaml.safe_dump(tiny_params(*tiny_archive)))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     download.main([])
     prepare.main([])
@@ -194,7 +177,7 @@ def make_project(folder: Path) -> Path:
     committed and not yet run."""
     project = folder / "project"
     project.mkdir()
-    for name in ("stages", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+    for name in ("stages", "imdb_sentiment", "fast_rnn", "dvc.yaml", ".gitignore", ".dvcignore"):
         source = PROJECT_ROOT / name
         if source.is_dir():
             shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -202,16 +185,8 @@ def make_project(folder: Path) -> Path:
             shutil.copy(source, project / name)
     archive = project.parent / "aclImdb_tiny.tar.gz"
     sha256 = write_archive(archive, reviews_per_label=150)
-    set_params(project, TINY_PARAMS)
-    set_params(
-        project,
-        {
-            "data": {
-                "url": "https://unreachable.invalid/aclImdb_v1.tar.gz",
-                "local_copy": str(archive),
-                "local_copy_sha256": sha256,
-            }
-        },
+    (project / "params.yaml").write_text(
+        yaml.safe_dump(tiny_params(archive, sha256), sort_keys=False)
     )
     run(["git", "init", "-q"], project)
     run(["dvc", "init", "-q"], project)

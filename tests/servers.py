@@ -1,5 +1,6 @@
-"""Real servers for the tests, on loopback: an `mlflow server`, and a PostgreSQL cluster of the
-test's own (Debian's `postgresql` package; `.ci/run` installs it)."""
+"""Real servers for the tests, on loopback: a free port, waiting for a server to answer, an
+`mlflow server`, and a PostgreSQL cluster of the test's own (Debian's `postgresql` package;
+`.ci/run` installs it)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_up(url: str, server: subprocess.Popen, timeout_seconds: float) -> None:
+    """Returns once ``url`` answers; fails the test if ``server`` exits or time runs out (and
+    stops it then)."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            output = server.stderr.read().decode()[-3000:] if server.stderr else ""
+            pytest.fail(f"{server.args[0]} exited with {server.returncode}: {output}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    stop_server(server)
+    pytest.fail(f"{url} did not answer within {timeout_seconds} s")
+
+
 def start_mlflow_server(folder: Path, port: int, backend_store_uri: str | None = None):
     """A real `mlflow server` on loopback, artifacts in ``folder``; its store is
     ``backend_store_uri``, or SQLite in ``folder``."""
@@ -48,15 +66,8 @@ def start_mlflow_server(folder: Path, port: int, backend_store_uri: str | None =
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return server
-        except OSError:
-            time.sleep(0.5)
-    stop_server(server)
-    pytest.fail("mlflow server did not start")
+    wait_until_up(f"http://127.0.0.1:{port}/health", server, timeout_seconds=90)
+    return server
 
 
 def stop_server(server: subprocess.Popen) -> None:

@@ -7,12 +7,11 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from stages.cli import StageError
-from stages.distribution import cluster_task, is_chief, make_strategy
-from stages.params import load_params
-from tests.conftest import PROJECT_ROOT, environment, make_project, run, set_params
+from imdb_sentiment.cli import StageError
+from imdb_sentiment.distribution import cluster_task, is_chief, make_strategy
+from imdb_sentiment.params import load_params
+from tests.conftest import environment, make_project, run, set_params, tiny_params
 from tests.servers import free_port
 
 
@@ -46,9 +45,9 @@ def test_multi_worker_without_tf_config_says_how_to_start_workers():
 
 
 def test_multi_worker_with_several_steps_per_execution_names_both_keys():
-    from stages.params import ParamsError, parse_params
+    from imdb_sentiment.params import ParamsError, parse_params
 
-    raw = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    raw = tiny_params()
     raw["train"].update(distribution="multi_worker", steps_per_execution=16)
     with pytest.raises(ParamsError, match="models.lstm: distribution multi_worker needs steps_per"):
         parse_params(raw)
@@ -63,9 +62,9 @@ def test_none_is_tensorflows_default_strategy():
 
 
 def test_mirrored_strategy_trains_the_model(workspace):
-    from stages import paths
-    from stages.prepare import load_split
-    from stages.train import train_model
+    from imdb_sentiment import paths
+    from imdb_sentiment.dataset import load_split
+    from imdb_sentiment.training import train_model
 
     params = load_params(paths.PARAMS_FILE).model("lstm")
     params = params.model_copy(update={"distribution": "mirrored", "epochs": 2})

@@ -1,23 +1,37 @@
-"""dvc.yaml and stages/paths.py must name the same files: DVC caches and tracks what dvc.yaml
-says, while the code writes where paths.py says."""
+"""dvc.yaml agrees with the code: its outputs are the files imdb_sentiment/paths.py names, and
+each stage depends on every project module its command imports (DVC reruns a stage when a
+dependency changes, so a missing one means stale results)."""
 
+import ast
 from pathlib import Path
 
 import pytest
 import yaml
 
-from stages import paths
-from stages.prepare import SHAPING_DATA_PARAMS
+from fast_rnn import build
+from imdb_sentiment import paths
+from imdb_sentiment.dataset import SHAPING_DATA_PARAMS
+from tests.imports import PROJECT_ROOT, closure
 
 DVC_YAML = yaml.safe_load((paths.PROJECT_ROOT / "dvc.yaml").read_text())
+# Modules whose only effect is logging, and what only they import: MLflow records (a change to
+# what is logged must not retrain every model) and the console.
+LOGGING_ONLY = frozenset(
+    PROJECT_ROOT / name for name in ("imdb_sentiment/tracking.py", "imdb_sentiment/cli.py")
+)
+# Files a module reads as code: the C++ source that fast_rnn/build.py compiles.
+DATA_OF_MODULE = {PROJECT_ROOT / "fast_rnn" / "build.py": [build.SOURCE]}
+
+
+def definition(stage: str) -> dict:
+    found = DVC_YAML["stages"][stage]
+    return found.get("do", found)
 
 
 def declared_outputs(stage: str, model: str = "") -> set[Path]:
-    definition = DVC_YAML["stages"][stage]
-    definition = definition.get("do", definition)
     declared = set()
     for kind in ("outs", "metrics", "plots"):
-        for entry in definition.get(kind, []):
+        for entry in definition(stage).get(kind, []):
             name = next(iter(entry)) if isinstance(entry, dict) else entry
             declared.add(paths.PROJECT_ROOT / name.replace("${key}", model))
     return declared
@@ -60,20 +74,48 @@ def test_report_outputs_match_paths():
     }
 
 
-def test_each_stage_depends_on_its_own_module_and_runs_it():
-    for name, definition in DVC_YAML["stages"].items():
-        definition = definition.get("do", definition)
-        assert f"stages/{name}.py" in definition["deps"]
-        assert definition["cmd"].startswith(f"python -m stages.{name}")
+def _runs_nothing(module: Path) -> bool:
+    """A package's ``__init__.py`` that holds only its docstring: importing it runs nothing."""
+    body = ast.parse(module.read_text()).body
+    return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
+
+
+def code_dependencies(stage: str) -> set[str]:
+    """What dvc.yaml's ``deps`` of ``stage`` should list of the project's code."""
+    modules = closure(PROJECT_ROOT / "stages" / f"{stage}.py", stop_at=LOGGING_ONLY)
+    modules = {module for module in modules if not _runs_nothing(module)}
+    data = {file for module in modules for file in DATA_OF_MODULE.get(module, [])}
+    return {str(path.relative_to(PROJECT_ROOT)) for path in modules | data}
+
+
+@pytest.mark.parametrize("stage", list(DVC_YAML["stages"]))
+def test_each_stage_depends_on_exactly_the_code_its_command_imports(stage):
+    declared = {
+        dependency
+        for dependency in definition(stage)["deps"]
+        if dependency.startswith(("stages/", "imdb_sentiment/", "fast_rnn/"))
+    }
+    expected = code_dependencies(stage)
+    assert declared == expected, (
+        f"dvc.yaml's {stage} deps: add {sorted(expected - declared)}, "
+        f"remove {sorted(declared - expected)}"
+    )
+    assert definition(stage)["cmd"].startswith(f"python -m stages.{stage}")
+
+
+def test_the_derived_dependencies_follow_imports_through_other_modules():
+    # train imports modeling, which imports fast_rnn's layers, which import its ops and build.
+    assert {"fast_rnn/ops.py", "fast_rnn/recurrent_sequences.cc"} <= code_dependencies("train")
+    assert "imdb_sentiment/tracking.py" not in code_dependencies("train")
 
 
 def test_per_model_stages_run_once_per_model_and_declare_that_models_params():
     for name in ("train", "evaluate"):
         assert DVC_YAML["stages"][name]["foreach"] == "${models}"
-    assert {"train", "models.${key}"} <= set(DVC_YAML["stages"]["train"]["do"]["params"])
+    assert {"train", "models.${key}"} <= set(definition("train")["params"])
 
 
 def test_prepare_declares_exactly_the_data_params_that_shape_its_outputs():
-    declared = DVC_YAML["stages"]["prepare"]["params"]
+    declared = definition("prepare")["params"]
     assert sorted(declared) == sorted(f"data.{name}" for name in SHAPING_DATA_PARAMS)
-    assert set(declared) <= set(DVC_YAML["stages"]["train"]["do"]["params"])
+    assert set(declared) <= set(definition("train")["params"])

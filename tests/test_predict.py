@@ -3,8 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from stages.predict import Review, check_texts, parse_lines, predictions_table
-from stages.review_classifier import ReviewError, check_reviews, classify
+from imdb_sentiment.classifier import ReviewError, check_reviews, classify
+from imdb_sentiment.predict import Review, check_texts, parse_lines, predictions_table
 
 
 def test_lines_become_reviews_and_blank_lines_are_skipped():

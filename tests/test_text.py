@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.text import (
+from imdb_sentiment.text import (
     ReviewEncoder,
     build_vocabulary,
     encode,

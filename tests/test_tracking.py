@@ -4,7 +4,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from stages import tracking
+from imdb_sentiment import tracking
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import time
 import mlflow
 import pytest
 
-from stages import paths, tracking, train
+from imdb_sentiment import paths, tracking
+from stages import train
 from tests.servers import free_port, start_mlflow_server, stop_server
 
 
@@ -44,7 +45,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
         return callback
 
     monkeypatch.setattr(tracking, "epoch_metrics_callback", callback_that_stops_the_server)
-    with pytest.raises(mlflow.exceptions.MlflowException):
+    with pytest.raises(tracking.TrackingError, match=rf"MLflow failed \({uri}\)"):
         train.main(["gru"])
     # The stage failed, so DVC does not record it and the next `dvc repro` trains again.
     assert not paths.run_id_file("gru").exists()

@@ -2,9 +2,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from stages import modeling, native, paths, train
-from stages.cli import StageError
-from stages.params import ParamsError
+from fast_rnn import build, ops
+from imdb_sentiment import modeling, paths, training
+from imdb_sentiment.cli import StageError
+from imdb_sentiment.params import ParamsError
+from stages import train
 
 
 def only_run(experiment_name: str = "imdb-rnn-comparison"):
@@ -40,10 +42,12 @@ def test_an_unknown_model_fails_before_any_run_starts(workspace):
 
 def test_kernels_that_cannot_be_built_fail_before_any_run_starts(workspace, monkeypatch):
     def no_compiler():
-        raise native.KernelBuildError("the C++ recurrent kernels need a C++ compiler")
+        raise build.KernelBuildError("the C++ recurrent kernels need a C++ compiler")
 
-    monkeypatch.setattr(native, "recurrent_ops", no_compiler)
-    with pytest.raises(StageError, match="need a C\\+\\+ compiler"):
+    monkeypatch.setattr(ops, "load_kernels", no_compiler)
+    with pytest.raises(
+        StageError, match="need a C\\+\\+ compiler.*recurrent_implementation: keras"
+    ):
         train.main(["gru"])
     assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
     assert not paths.model_file("gru").exists()
@@ -53,10 +57,10 @@ def test_op_determinism_follows_the_param():
     from tensorflow.python.framework import config as tf_config
 
     try:
-        train.seed_everything(1, op_determinism=False)
+        training.seed_everything(1, op_determinism=False)
         assert not tf_config.is_op_determinism_enabled()
-        train.seed_everything(1, op_determinism=True)
+        training.seed_everything(1, op_determinism=True)
         assert tf_config.is_op_determinism_enabled()
     finally:
         # The switch is process-wide; the pipeline's default is on.
-        train.seed_everything(1)
+        training.seed_everything(1)

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from imdb_sentiment.cli import StageError
+
 CELL_TYPES = ("simplernn", "lstm", "gru")
 MODEL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -20,7 +22,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError):
     """params.yaml has problems; the message lists each one by its key path."""
 
 
@@ -67,7 +69,7 @@ class TrainParams(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)]
     early_stopping_patience: PositiveInt
     seed: Annotated[int, Field(ge=0)]
-    recurrent_implementation: Literal["fused", "projected", "keras"]
+    recurrent_implementation: Literal["fused", "keras"]
     steps_per_execution: PositiveInt
     distribution: Literal["none", "mirrored", "multi_worker"]
     op_determinism: bool
@@ -88,7 +90,7 @@ class ModelOverrides(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)] | None = None
     early_stopping_patience: PositiveInt | None = None
     seed: Annotated[int, Field(ge=0)] | None = None
-    recurrent_implementation: Literal["fused", "projected", "keras"] | None = None
+    recurrent_implementation: Literal["fused", "keras"] | None = None
     steps_per_execution: PositiveInt | None = None
     distribution: Literal["none", "mirrored", "multi_worker"] | None = None
     op_determinism: bool | None = None

@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import pytest
 
-from stages.cli import StageError
-from stages.download import as_url, fetch, local_path
+from imdb_sentiment.cli import StageError
+from imdb_sentiment.fetch import as_url, fetch, local_path
 
 
 def test_fetch_copies_a_local_file_url_when_its_checksum_matches(tiny_archive, tmp_path):
@@ -157,7 +157,7 @@ def test_too_little_disk_space_is_an_error_before_downloading(
 def test_an_interrupted_download_leaves_no_partial_file(server, tiny_archive, tmp_path):
     destination = tmp_path / "out" / "a.tar.gz"
     code = (
-        "import sys; from pathlib import Path; from stages.download import fetch; "
+        "import sys; from pathlib import Path; from imdb_sentiment.fetch import fetch; "
         "fetch(sys.argv[1], Path(sys.argv[2]), sys.argv[3])"
     )
     downloader = subprocess.Popen(

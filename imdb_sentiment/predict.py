@@ -1,10 +1,10 @@
-"""Classify raw reviews with the trained models: ``python -m stages.predict``.
+"""Classify raw reviews with the trained models: ``python -m imdb_sentiment.predict``.
 
-    python -m stages.predict "A moving, beautifully acted film."   # every trained model
-    python -m stages.predict --model lstm "Dull." "Great fun!"      # one model; repeatable
-    python -m stages.predict --file reviews.txt                     # one review a line; - is stdin
-    python -m stages.predict --file reviews.jsonl                   # JSON lines with a "text" key
-    python -m stages.predict --json ...                             # JSON lines out
+    python -m imdb_sentiment.predict "A moving, beautifully acted film."  # every trained model
+    python -m imdb_sentiment.predict --model lstm "Dull." "Great fun!"     # one; repeatable
+    python -m imdb_sentiment.predict --file reviews.txt    # one review a line; - is stdin
+    python -m imdb_sentiment.predict --file reviews.jsonl  # JSON lines with a "text" key
+    python -m imdb_sentiment.predict --json ...            # JSON lines out
 
 It uses the pipeline's current outputs (models/<name>/model.keras and the vocabulary in
 data/prepared/), through the same preprocessing as training. A review that cannot be classified
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages import paths
-from stages.cli import StageError, run_stage
-from stages.params import load_params
+from imdb_sentiment import paths
+from imdb_sentiment.cli import StageError, import_tensorflow, run_stage
+from imdb_sentiment.params import load_params
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _preview(text: str) -> str:
 
 def _parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m stages.predict",
+        prog="python -m imdb_sentiment.predict",
         description="Classify movie reviews with the pipeline's trained models.",
     )
     parser.add_argument("reviews", nargs="*", help="review texts (or use --file)")
@@ -166,13 +166,14 @@ def main(argv: list[str]) -> None:
             logger.error("%s: %s", review.source, review.error)
     good = [review for review in reviews if review.error is None]
     if good:
-        from stages.review_classifier import ReviewClassifier  # Loads TensorFlow: seconds.
+        from imdb_sentiment.classifier import ReviewClassifier
 
+        import_tensorflow()  # Seconds: only once there is something to classify.
         texts = pd.DataFrame({"text": [review.text for review in good]})
         predictions = {
             name: ReviewClassifier.from_files(
                 paths.model_file(name), paths.VOCABULARY, paths.ENCODING_SETTINGS
-            ).predict(None, texts)
+            ).predict(texts)
             for name in names
         }
         _write(good, predictions, arguments.json)

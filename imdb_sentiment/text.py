@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from stages.files import read_json, write_json, write_text
+from imdb_sentiment.files import read_json, write_json, write_text
 
 PADDING_TOKEN = ""
 OUT_OF_VOCABULARY_TOKEN = "[UNK]"
@@ -123,7 +123,7 @@ def pad(
 @dataclass(frozen=True)
 class ReviewEncoder:
     """Turns reviews into model input exactly as the prepare stage did: the one preprocessing
-    path of training data, of ``python -m stages.predict`` and of the logged MLflow model."""
+    path of training data, of ``python -m imdb_sentiment.predict`` and of the logged model."""
 
     vocabulary: tuple[str, ...]
     maxlen: int

@@ -1,13 +1,13 @@
 """Building the C++ kernels: cached, rebuilt when what went into them changes, and a clear
 error that names the fix when they cannot be built. A stand-in compiler keeps these fast; the
-real build is what tests/test_recurrent.py's fused cases load."""
+real build is what test_layers.py loads."""
 
 import stat
 from pathlib import Path
 
 import pytest
 
-from stages import native
+from fast_rnn import build, ops
 
 FAKE_COMPILER = """#!/bin/sh
 # Stands in for g++: answers --version, records each build, writes the -o file.
@@ -35,44 +35,44 @@ def _builds(tmp_path: Path) -> int:
 
 def test_a_built_library_is_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
-    first = native.library_path(tmp_path / "build")
+    first = build.library_path(tmp_path / "build")
     assert first.read_text() == "library\n"
-    assert native.library_path(tmp_path / "build") == first
+    assert build.library_path(tmp_path / "build") == first
     assert _builds(tmp_path) == 1
 
 
 def test_copies_of_the_project_share_one_build(tmp_path, monkeypatch):
     # The end-to-end tests and `dvc exp run --temp` run copies of stages/ from other folders.
     monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
-    first = native.library_path(tmp_path / "build")
-    copy = tmp_path / "copy" / native.SOURCE.name
+    first = build.library_path(tmp_path / "build")
+    copy = tmp_path / "copy" / build.SOURCE.name
     copy.parent.mkdir()
-    copy.write_bytes(native.SOURCE.read_bytes())
-    monkeypatch.setattr(native, "SOURCE", copy)
-    assert native.library_path(tmp_path / "build") == first
+    copy.write_bytes(build.SOURCE.read_bytes())
+    monkeypatch.setattr(build, "SOURCE", copy)
+    assert build.library_path(tmp_path / "build") == first
     copy.write_text(copy.read_text() + "// changed\n")
-    assert native.library_path(tmp_path / "build") != first
+    assert build.library_path(tmp_path / "build") != first
     assert _builds(tmp_path) == 2
 
 
 def test_a_changed_cpu_gets_its_own_build(tmp_path, monkeypatch):
     # -march=native code must not be loaded on another CPU from a shared project folder.
     monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
-    first = native.library_path(tmp_path / "build")
-    monkeypatch.setattr(native, "_cpu_flags", lambda: "flags: fpu sse2")
-    second = native.library_path(tmp_path / "build")
+    first = build.library_path(tmp_path / "build")
+    monkeypatch.setattr(build, "_cpu_flags", lambda: "flags: fpu sse2")
+    second = build.library_path(tmp_path / "build")
     assert second != first
     assert _builds(tmp_path) == 2
 
 
 def test_a_missing_compiler_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("CXX", "no-such-c++-compiler")
-    with pytest.raises(native.KernelBuildError) as error:
-        native.library_path(tmp_path / "build")
+    with pytest.raises(build.KernelBuildError) as error:
+        build.library_path(tmp_path / "build")
     message = str(error.value)
     assert "no-such-c++-compiler" in message
     assert "apt-get install g++" in message
-    assert "recurrent_implementation: projected" in message
+    assert "Keras' own recurrent layers" in message
     assert not (tmp_path / "build").exists()
 
 
@@ -80,19 +80,25 @@ def test_a_failed_build_reports_the_compiler_and_leaves_no_library(tmp_path, mon
     # Writes half an output, then fails: nothing half-written may be loaded later.
     failing = WRITES_OUTPUT + '\necho "recurrent_sequences.cc:1: error: broken" >&2\nexit 1'
     monkeypatch.setenv("CXX", str(_compiler(tmp_path, failing)))
-    with pytest.raises(native.KernelBuildError) as error:
-        native.library_path(tmp_path / "build")
+    with pytest.raises(build.KernelBuildError) as error:
+        build.library_path(tmp_path / "build")
     assert "error: broken" in str(error.value)
-    assert "recurrent_implementation: projected" in str(error.value)
-    assert not list((tmp_path / "build").rglob(native.LIBRARY_NAME))
+    assert "Keras' own recurrent layers" in str(error.value)
+    assert not list((tmp_path / "build").rglob(build.LIBRARY_NAME))
     # The next call tries again, and succeeds once the compiler does.
     monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
-    assert native.library_path(tmp_path / "build").exists()
+    assert build.library_path(tmp_path / "build").exists()
 
 
 def test_the_real_kernels_load():
-    kernels = native.recurrent_ops()
+    kernels = ops.load_kernels()
     for cell in ("simple_rnn", "lstm", "gru"):
-        assert callable(getattr(kernels, f"imdb_{cell}_sequence"))
-        assert callable(getattr(kernels, f"imdb_{cell}_sequence_grad"))
-    assert native.library_path().is_relative_to(native.BUILD_DIR)
+        assert callable(getattr(kernels, f"fast_rnn_{cell}_sequence"))
+        assert callable(getattr(kernels, f"fast_rnn_{cell}_sequence_grad"))
+    assert build.library_path().is_relative_to(build.BUILD_DIR)
+
+
+def test_the_build_command_reports_a_missing_compiler(monkeypatch, capsys):
+    monkeypatch.setenv("CXX", "no-such-c++-compiler")
+    assert build.main() == 1
+    assert "apt-get install g++" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """The one place that knows where the pipeline's files live.
 
 dvc.yaml names the same paths (tests/test_dvc_yaml.py checks that the two agree). All of them
-are relative to the project root, which is where DVC runs every stage.
+are under the project root, which is where DVC runs every stage.
 """
 
 from pathlib import Path

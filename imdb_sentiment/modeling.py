@@ -5,10 +5,17 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from stages.recurrent import ProjectedStack
+import fast_rnn.layers
 
-KERAS_LAYERS = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
-RECURRENT_IMPLEMENTATIONS = ("fused", "projected", "keras")
+# Registers how models saved before fast_rnn was a package of its own stored their layers.
+from imdb_sentiment import legacy  # noqa: F401
+
+# The recurrent layer of each cell type, per ``train.recurrent_implementation``: the same
+# function with the same weights, computed by this project's C++ kernels or by Keras' own loop.
+RECURRENT_LAYERS = {
+    "fused": fast_rnn.layers.LAYERS,
+    "keras": {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU},
+}
 
 
 def build_model(
@@ -32,42 +39,32 @@ def build_model(
         sequence_length: Tokens per (padded) review.
         recurrent_layers: How many recurrent layers are stacked.
         dropout: Dropout on the inputs of each recurrent layer.
-        recurrent_implementation: ``fused`` (the recurrent layers as one ``ProjectedStack``
-            of stages/recurrent.py, each layer's time loop in one C++ op), ``projected`` (the
-            same stack, its loop in TensorFlow) or ``keras`` (Keras' layers): the same function
-            with the same weights, computed three ways.
+        recurrent_implementation: ``fused`` (``fast_rnn``'s layers, each layer's time loop in
+            one C++ op) or ``keras`` (Keras' own layers, cuDNN on a GPU).
 
     Returns:
         An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
     """
-    if cell not in KERAS_LAYERS:
-        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(KERAS_LAYERS)}")
-    if recurrent_implementation not in RECURRENT_IMPLEMENTATIONS:
+    if recurrent_implementation not in RECURRENT_LAYERS:
         raise ValueError(
             f"unknown recurrent_implementation {recurrent_implementation!r}; "
-            f"choose one of {', '.join(RECURRENT_IMPLEMENTATIONS)}"
+            f"choose one of {', '.join(RECURRENT_LAYERS)}"
+        )
+    recurrent_layer = RECURRENT_LAYERS[recurrent_implementation].get(cell)
+    if recurrent_layer is None:
+        raise ValueError(
+            f"unknown cell {cell!r}; choose one of {', '.join(fast_rnn.layers.LAYERS)}"
         )
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
-    if recurrent_implementation in ("fused", "projected"):
-        # The same layers (named <cell>_1, <cell>_2, ...), run as one stack.
-        x = ProjectedStack(
-            cell,
+    for index in range(recurrent_layers):
+        # Every layer but the last passes its whole sequence on to the next one.
+        x = recurrent_layer(
             units,
-            recurrent_layers,
             dropout=dropout,
-            fused=recurrent_implementation == "fused",
-            name=f"{cell}_stack",
+            return_sequences=index < recurrent_layers - 1,
+            name=f"{cell}_{index + 1}",
         )(x)
-    else:
-        for index in range(recurrent_layers):
-            # Every layer but the last passes its whole sequence on to the next one.
-            x = KERAS_LAYERS[cell](
-                units,
-                dropout=dropout,
-                return_sequences=index < recurrent_layers - 1,
-                name=f"{cell}_{index + 1}",
-            )(x)
     x = layers.Dense(dense_units, name="dense")(x)
     x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
     x = layers.ReLU(name="relu")(x)

@@ -16,7 +16,7 @@ import json
 import os
 from typing import Literal
 
-from stages.cli import StageError
+from imdb_sentiment.cli import StageError
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
 
@@ -65,7 +65,7 @@ def make_strategy(distribution: Distribution, environ=os.environ):
         raise StageError(
             "train.distribution is multi_worker but TF_CONFIG is not set: start one "
             "`python -m stages.train <name>` per worker, each with TF_CONFIG naming the cluster "
-            "and its own task (README: Training on several machines), or set "
+            "and its own task (docs/team.md: Training on several machines), or set "
             "train.distribution to none"
         )
     _let_keras_fit_run_on_several_workers()

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stages.files import atomic_path
+from imdb_sentiment.files import atomic_path
 
 
 def learning_curves(histories: dict[str, pd.DataFrame]) -> Figure:

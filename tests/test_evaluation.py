@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.evaluate import score
+from imdb_sentiment.evaluation import score
 
 
 def test_score_computes_threshold_metrics_auc_and_the_confusion_matrix():

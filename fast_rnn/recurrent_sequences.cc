@@ -1,9 +1,9 @@
 // Whole-sequence loops of SimpleRNN, LSTM and GRU on the CPU, forward and backward, as
-// TensorFlow ops (stages/native.py builds and loads them; stages/recurrent.py calls them).
+// TensorFlow ops (build.py compiles them, ops.py loads and calls them).
 //
 // Why: a recurrent step in a TensorFlow while loop is about 20 ops around one small matmul, and
 // every op costs a few microseconds of dispatch whatever its size, so the loop spends most of
-// its time between ops (README, Performance). Here one op runs every step of a layer. The
+// its time between ops (README.md, How it works). Here one op runs every step of a layer. The
 // input part of the gates (inputs @ kernel + bias, all steps in one large matmul) and the
 // kernels' gradients (one large matmul each) stay in TensorFlow, outside these ops.
 //
@@ -13,8 +13,8 @@
 // run to run.
 //
 // Layouts are time-major and row-major: sequences are [T, B, width], kernels [U, G]. The math is
-// that of stages/recurrent.py's _SimpleRNNMath, _LSTMMath and _GRUMath (Keras' gate orders:
-// LSTM i, f, c, o; GRU z, r, h with reset_after=True).
+// that of Keras' SimpleRNN, LSTM and GRU cells (Keras' gate orders: LSTM i, f, c, o; GRU z, r, h
+// with reset_after=True); tests/fast_rnn/test_layers.py checks outputs and gradients against them.
 
 #include <algorithm>
 #include <cstdint>
@@ -92,7 +92,7 @@ inline void AddBackProjected(const float* d_gates, const float* kernel, const Si
 }
 
 // The sizes, from the inputs holding a [T, B, ...] sequence and a [U, gates_per_unit * U]
-// kernel. The Python side (stages/recurrent.py) passes consistent shapes; a mismatch here fails
+// kernel. The Python side (ops.py) passes consistent shapes; a mismatch here fails
 // the op, not the process.
 Sizes CheckedSizes(OpKernelContext* context, int sequence_input, int kernel_input,
                    int64_t gates_per_unit) {
@@ -370,13 +370,13 @@ class GruSequenceGrad : public OpKernel {
 
 }  // namespace
 
-REGISTER_OP("ImdbSimpleRnnSequence")
+REGISTER_OP("FastRnnSimpleRnnSequence")
     .Input("inputs: float")           // [T, B, U]: x_t @ kernel + bias
     .Input("initial_state: float")    // [B, U]
     .Input("recurrent_kernel: float") // [U, U]
     .Output("states: float")          // [T, B, U]
     .SetShapeFn([](InferenceContext* c) { return SameAs(c, 0, 0); });
-REGISTER_OP("ImdbSimpleRnnSequenceGrad")
+REGISTER_OP("FastRnnSimpleRnnSequenceGrad")
     .Input("d_states: float")         // [T, B, U]
     .Input("d_final_state: float")    // [B, U]
     .Input("states: float")
@@ -389,7 +389,7 @@ REGISTER_OP("ImdbSimpleRnnSequenceGrad")
       return ::tensorflow::OkStatus();
     });
 
-REGISTER_OP("ImdbLstmSequence")
+REGISTER_OP("FastRnnLstmSequence")
     .Input("inputs: float")           // [T, B, 4U]
     .Input("initial_state: float")    // [B, U]
     .Input("initial_carry: float")    // [B, U]
@@ -405,7 +405,7 @@ REGISTER_OP("ImdbLstmSequence")
       c->set_output(2, inputs);
       return ::tensorflow::OkStatus();
     });
-REGISTER_OP("ImdbLstmSequenceGrad")
+REGISTER_OP("FastRnnLstmSequenceGrad")
     .Input("d_states: float")         // [T, B, U]
     .Input("d_final_state: float")    // [B, U]
     .Input("d_final_carry: float")    // [B, U]
@@ -423,7 +423,7 @@ REGISTER_OP("ImdbLstmSequenceGrad")
       return ::tensorflow::OkStatus();
     });
 
-REGISTER_OP("ImdbGruSequence")
+REGISTER_OP("FastRnnGruSequence")
     .Input("inputs: float")           // [T, B, 3U]: x_t @ kernel + input bias
     .Input("initial_state: float")    // [B, U]
     .Input("recurrent_kernel: float") // [U, 3U]
@@ -437,7 +437,7 @@ REGISTER_OP("ImdbGruSequence")
       c->set_output(1, inputs);
       return ::tensorflow::OkStatus();
     });
-REGISTER_OP("ImdbGruSequenceGrad")
+REGISTER_OP("FastRnnGruSequenceGrad")
     .Input("d_states: float")         // [T, B, U]
     .Input("d_final_state: float")    // [B, U]
     .Input("inputs: float")
@@ -455,13 +455,15 @@ REGISTER_OP("ImdbGruSequenceGrad")
       return ::tensorflow::OkStatus();
     });
 
-REGISTER_KERNEL_BUILDER(Name("ImdbSimpleRnnSequence").Device(::tensorflow::DEVICE_CPU),
+REGISTER_KERNEL_BUILDER(Name("FastRnnSimpleRnnSequence").Device(::tensorflow::DEVICE_CPU),
                         SimpleRnnSequence);
-REGISTER_KERNEL_BUILDER(Name("ImdbSimpleRnnSequenceGrad").Device(::tensorflow::DEVICE_CPU),
+REGISTER_KERNEL_BUILDER(Name("FastRnnSimpleRnnSequenceGrad").Device(::tensorflow::DEVICE_CPU),
                         SimpleRnnSequenceGrad);
-REGISTER_KERNEL_BUILDER(Name("ImdbLstmSequence").Device(::tensorflow::DEVICE_CPU), LstmSequence);
-REGISTER_KERNEL_BUILDER(Name("ImdbLstmSequenceGrad").Device(::tensorflow::DEVICE_CPU),
+REGISTER_KERNEL_BUILDER(Name("FastRnnLstmSequence").Device(::tensorflow::DEVICE_CPU),
+                        LstmSequence);
+REGISTER_KERNEL_BUILDER(Name("FastRnnLstmSequenceGrad").Device(::tensorflow::DEVICE_CPU),
                         LstmSequenceGrad);
-REGISTER_KERNEL_BUILDER(Name("ImdbGruSequence").Device(::tensorflow::DEVICE_CPU), GruSequence);
-REGISTER_KERNEL_BUILDER(Name("ImdbGruSequenceGrad").Device(::tensorflow::DEVICE_CPU),
+REGISTER_KERNEL_BUILDER(Name("FastRnnGruSequence").Device(::tensorflow::DEVICE_CPU),
+                        GruSequence);
+REGISTER_KERNEL_BUILDER(Name("FastRnnGruSequenceGrad").Device(::tensorflow::DEVICE_CPU),
                         GruSequenceGrad);

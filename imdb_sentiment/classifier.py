@@ -1,27 +1,23 @@
 """A trained model together with its preprocessing: raw review text in, probability out.
 
-Each training run logs one as an MLflow pyfunc model, so that
-``mlflow.pyfunc.load_model(...).predict(pd.DataFrame({"text": [...]}))`` and
-``mlflow models serve`` take raw reviews; ``python -m stages.predict`` uses the same class on
-the pipeline's local outputs.
+``python -m imdb_sentiment.predict`` uses it on the pipeline's outputs, and every training run
+logs it to MLflow as a pyfunc model (``tracking.py``), so that ``mlflow.pyfunc.load_model`` and
+``mlflow models serve`` take raw reviews too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.pyfunc import PythonModel
 
-from stages.text import ReviewEncoder, load_encoder
+from imdb_sentiment.text import ReviewEncoder, load_encoder
 
 TEXT_COLUMN = "text"
 # A label's index is the 0/1 class it names.
 LABELS = np.array(["negative", "positive"])
-ARTIFACTS = ("keras_model", "vocabulary", "encoding")
 # What a served or loaded model is shown when it is logged: real text, not token ids.
 EXAMPLE_REVIEWS = [
     "A moving, beautifully acted film. I loved every minute of it.",
@@ -29,15 +25,8 @@ EXAMPLE_REVIEWS = [
 ]
 
 
-class ReviewError(MlflowException):
-    """Some input cannot be classified; the message names the rows and the problem.
-
-    An MlflowException, so that ``mlflow models serve`` answers it with HTTP 400 and the
-    message, not a 500 with a traceback.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+class ReviewError(ValueError):
+    """Some input cannot be classified; the message names the rows and the problem."""
 
 
 def check_reviews(reviews: pd.DataFrame) -> list[str]:
@@ -69,29 +58,25 @@ def classify(probabilities: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
     )
 
 
-class ReviewClassifier(PythonModel):
-    """An MLflow pyfunc model: a Keras model, the vocabulary and the encoding settings."""
+@dataclass(frozen=True)
+class ReviewClassifier:
+    """A Keras model and the encoder its training data went through."""
 
-    def __init__(self, keras_model=None, encoder: ReviewEncoder | None = None):
-        self.keras_model = keras_model
-        self.encoder = encoder
+    keras_model: object  # keras.Model; not annotated as such, to keep Keras out of this import.
+    encoder: ReviewEncoder
 
     @classmethod
     def from_files(cls, keras_model: Path, vocabulary: Path, encoding: Path) -> ReviewClassifier:
-        from stages.modeling import load_model
+        from imdb_sentiment.modeling import load_model
 
         return cls(load_model(keras_model), load_encoder(vocabulary, encoding))
 
-    def load_context(self, context) -> None:
-        loaded = self.from_files(*(Path(context.artifacts[name]) for name in ARTIFACTS))
-        self.keras_model, self.encoder = loaded.keras_model, loaded.encoder
+    def predict(self, reviews: pd.DataFrame) -> pd.DataFrame:
+        """Probability that each review of the ``text`` column is positive, and its label.
 
-    def __getstate__(self) -> dict:
-        # Logging pickles this object; the model and vocabulary travel as artifacts instead.
-        return {}
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        """Probability that each review of the ``text`` column is positive, and its label."""
-        token_ids = self.encoder.encode(check_reviews(model_input))
+        Raises:
+            ReviewError: There is no ``text`` column, or a review is empty or not a string.
+        """
+        token_ids = self.encoder.encode(check_reviews(reviews))
         probabilities = self.keras_model.predict(token_ids, batch_size=1024, verbose=0)
         return classify(probabilities.ravel())

@@ -3,17 +3,16 @@ import tarfile
 import numpy as np
 import pytest
 
-from stages.cli import StageError
-from stages.params import load_params
-from stages.paths import PARAMS_FILE
-from stages.prepare import RawSplit, prepare, read_archive, split_validation
-from stages.text import load_encoder, save_encoder, tokenize
-from tests.conftest import REAL_ARCHIVE, write_archive
+from imdb_sentiment.cli import StageError
+from imdb_sentiment.dataset import RawSplit, prepare_splits, read_archive, split_validation
+from imdb_sentiment.params import parse_params
+from imdb_sentiment.text import load_encoder, save_encoder, tokenize
+from tests.conftest import REAL_ARCHIVE, tiny_params, write_archive
 
 
 @pytest.fixture
 def data_params():
-    params = load_params(PARAMS_FILE).data
+    params = parse_params(tiny_params()).data
     return params.model_copy(update={"num_words": 50, "maxlen": 12, "val_fraction": 0.25})
 
 
@@ -62,7 +61,7 @@ def test_prepare_builds_the_vocabulary_from_training_reviews_only(data_params):
             ["test/pos/0", "test/neg/0"], ["testword good", "bad"], np.array([1, 0], dtype=np.int8)
         ),
     }
-    splits, encoder, stats = prepare(raw, data_params)
+    splits, encoder, stats = prepare_splits(raw, data_params)
     vocabulary = encoder.vocabulary
     assert "testword" not in vocabulary
     val_words = {
@@ -79,7 +78,7 @@ def test_prepare_builds_the_vocabulary_from_training_reviews_only(data_params):
 
 def test_prepare_pads_every_split_to_maxlen_and_reports_truncation(tiny_archive, data_params):
     data_params = data_params.model_copy(update={"num_words": 10})
-    splits, encoder, stats = prepare(read_archive(tiny_archive[0])[0], data_params)
+    splits, encoder, stats = prepare_splits(read_archive(tiny_archive[0])[0], data_params)
     assert len(encoder.vocabulary) == 10
     for name, split in splits.items():
         assert split.reviews.shape == (len(split.labels), 12)
@@ -103,7 +102,7 @@ def test_a_review_encoded_at_predict_time_equals_its_prepared_encoding(
     tiny_archive, data_params, tmp_path
 ):
     raw, _ = read_archive(tiny_archive[0])
-    splits, encoder, _ = prepare(raw, data_params)
+    splits, encoder, _ = prepare_splits(raw, data_params)
     save_encoder(encoder, tmp_path / "vocabulary.txt", tmp_path / "encoding.json")
     reloaded = load_encoder(tmp_path / "vocabulary.txt", tmp_path / "encoding.json")
     texts_by_id = {

@@ -1,0 +1,164 @@
+"""Compiles the C++ recurrent kernels (``recurrent_sequences.cc``) and finds the compiled library.
+
+The library is compiled against the TensorFlow headers of the installed wheel, with the
+machine's C++ compiler (``$CXX``, else ``g++``), in about 20 s, and kept in the user's cache
+(``~/.cache/fast-rnn/kernels/``, or under ``$XDG_CACHE_HOME``), where every copy of a project
+finds it. It is rebuilt whenever the source, TensorFlow, the compiler or the CPU changes, since
+each goes into the folder's name: ``-march=native`` code must not run on a CPU without the
+instructions it was built for.
+
+Build it ahead of time, at set-up, so that a machine without a compiler says so before any work
+starts::
+
+    python -m fast_rnn.build
+
+Otherwise the first layer that needs the kernels builds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+_CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+BUILD_DIR = _CACHE_HOME / "fast-rnn" / "kernels"
+SOURCE = Path(__file__).with_name("recurrent_sequences.cc")
+LIBRARY_NAME = "recurrent_sequences.so"
+# What a user of the layers can do without the kernels: Keras' own layer computes the same.
+WITHOUT_KERNELS = "or use Keras' own recurrent layers (the same function, slower)"
+
+
+class KernelBuildError(RuntimeError):
+    """The C++ kernels could not be compiled or loaded; the message names the fix."""
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compile_command(compiler: str, source: Path, output: Path) -> list[str]:
+    import tensorflow as tf
+
+    return [
+        compiler,
+        "-shared",
+        "-fPIC",
+        "-O3",
+        "-march=native",
+        # TensorFlow's headers warn about their own deprecations by the hundred.
+        "-w",
+        *tf.sysconfig.get_compile_flags(),
+        str(source),
+        "-o",
+        str(output),
+        *tf.sysconfig.get_link_flags(),
+    ]
+
+
+def _compiler_version(compiler: str) -> str:
+    result = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False)
+    return result.stdout.splitlines()[0] if result.stdout else ""
+
+
+def _build_key(compiler: str) -> str:
+    import tensorflow as tf
+
+    key = hashlib.sha256()
+    for part in (
+        SOURCE.read_bytes(),
+        tf.__version__.encode(),
+        # The flags, not where this copy of the source is: every copy shares one build.
+        " ".join(_compile_command(compiler, Path("source.cc"), Path("out.so"))).encode(),
+        _compiler_version(compiler).encode(),
+        _cpu_flags().encode(),
+    ):
+        key.update(part)
+    return key.hexdigest()[:16]
+
+
+def _compile(compiler: str, library: Path) -> None:
+    """Compiles beside ``library`` and renames: a half-written library is never loaded."""
+    handle, partial = tempfile.mkstemp(dir=library.parent, prefix=".partial-", suffix=".so")
+    os.close(handle)
+    try:
+        result = subprocess.run(
+            _compile_command(compiler, SOURCE, Path(partial)),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise KernelBuildError(
+                f"compiling {SOURCE} failed ({compiler} exited with {result.returncode}):\n"
+                f"{result.stderr[-3000:]}\nFix the compiler setup, {WITHOUT_KERNELS}"
+            )
+        os.replace(partial, library)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+
+
+def library_path(build_dir: Path = BUILD_DIR) -> Path:
+    """The compiled library, built first if it is missing. Safe to call from several processes
+    at once: one builds while the others wait for it.
+
+    Raises:
+        KernelBuildError: There is no compiler, or the build failed; nothing is left behind.
+    """
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        raise KernelBuildError(
+            f"the C++ recurrent kernels need a C++ compiler and {compiler!r} was not found: "
+            "install one (Debian/Ubuntu: apt-get install g++; or point $CXX at one), "
+            f"{WITHOUT_KERNELS}"
+        )
+    folder = build_dir / _build_key(compiler)
+    library = folder / LIBRARY_NAME
+    if library.exists():
+        return library
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".lock"):
+        if not library.exists():
+            _compile(compiler, library)
+    return library
+
+
+def _import_tensorflow_without_its_banner() -> None:
+    """TensorFlow's C++ side prints two oneDNN lines when it loads, past any log setting: a
+    set-up command should print its result only."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def main() -> int:
+    _import_tensorflow_without_its_banner()
+    try:
+        library = library_path()
+    except KernelBuildError as error:
+        sys.stderr.write(f"fast_rnn: {error}\n")
+        return 1
+    sys.stdout.write(f"fast_rnn: C++ kernels ready in {library.parent}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
