@@ -40,8 +40,10 @@ def model_file(name: str) -> Path:
 
 
 def run_id_file(name: str) -> Path:
-    """The MLflow run that trained ``name``; evaluate logs into the same run."""
-    return REPORTS_DIR / "train" / name / "mlflow_run.json"
+    """The MLflow run that trained ``name`` (evaluate logs into the same run), and its logged
+    model. Kept beside the model, and cached and restored with it by DVC, so that it names the
+    run that trained the model in place, also after a restore from DVC's run-cache."""
+    return model_dir(name) / "mlflow_run.json"
 
 
 def training_history(name: str) -> Path:

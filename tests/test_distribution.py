@@ -106,7 +106,7 @@ def test_two_workers_on_loopback_train_one_model_that_the_chief_saves_and_logs_o
     assert len(epoch_val_losses[0]) == 2
     assert epoch_val_losses[0] == epoch_val_losses[1]
     assert (project / "models/gru/model.keras").is_file()
-    logged = json.loads((project / "reports/train/gru/mlflow_run.json").read_text())
+    logged = json.loads((project / "models/gru/mlflow_run.json").read_text())
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     try:

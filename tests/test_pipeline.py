@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -32,6 +33,9 @@ def project(tmp_path_factory) -> Path:
     """A git + DVC copy of the project whose `dvc repro` has run once on the tiny archive."""
     project = make_project(tmp_path_factory.mktemp("pipeline"))
     (project / "first_repro.log").write_text(run(["dvc", "repro"], project))
+    # What the first run wrote for lstm, to compare with what DVC restores later.
+    shutil.copytree(project / "models/lstm", project.parent / "first_run/models/lstm")
+    shutil.copytree(project / "reports", project.parent / "first_run/reports")
     return project
 
 
@@ -114,7 +118,7 @@ def test_mlflow_records_training_and_test_metrics_in_one_run_per_model(project):
             "imdb-training",
             "imdb-validation",
         }
-        recorded = json.loads((project / "reports/train" / name / "mlflow_run.json").read_text())
+        recorded = json.loads((project / "models" / name / "mlflow_run.json").read_text())
         assert recorded["run_id"] == run_.info.run_id
 
 
@@ -243,8 +247,38 @@ def test_changing_one_models_units_retrains_only_that_model(project):
     assert new_runs[0].data.params["units"] == "6"
 
 
+LSTM_OUTPUTS = [
+    "models/lstm/model.keras",
+    "models/lstm/mlflow_run.json",
+    "reports/train/lstm/history.csv",
+    "reports/train/lstm/metrics.json",
+    "reports/evaluate/lstm/metrics.json",
+    "reports/evaluate/lstm/roc.csv",
+    "reports/evaluate/lstm/predictions.csv",
+]
+
+
+def test_going_back_to_params_trained_before_restores_them_from_the_run_cache(project):
+    # After the units change above: back to the first run's units.
+    runs_before = len(training_runs(project))
+    set_params(project, {"models": tiny_params()["models"]})
+    output = run(["dvc", "repro"], project)
+    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+    assert ran == {"report"}, output
+    for stage in ("train@lstm", "evaluate@lstm"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in output
+    assert len(training_runs(project)) == runs_before  # No training, no new MLflow run.
+    for output_file in LSTM_OUTPUTS:
+        restored = (project / output_file).read_bytes()
+        assert restored == (project.parent / "first_run" / output_file).read_bytes(), output_file
+    # The restored link names the run that trained the restored model, and it is still there.
+    recorded = json.loads((project / "models/lstm/mlflow_run.json").read_text())
+    trained = tracking_client(project).get_run(recorded["run_id"])
+    assert (trained.data.params["units"], trained.info.status) == ("8", "FINISHED")
+
+
 def test_the_champion_moves_only_to_a_better_model(project):
-    # Runs after the units change above: the report has seen a retrained lstm.
+    # Runs after the units changes above: the report has seen a retrained and a restored lstm.
     client = tracking_client(project)
     versions = client.search_model_versions("name = 'imdb-sentiment'")
     champion = client.get_model_version_by_alias("imdb-sentiment", "champion")
@@ -261,7 +295,7 @@ def test_the_champion_moves_only_to_a_better_model(project):
 def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(project):
     # `dvc exp run --temp` runs the stages in a copy under .dvc/tmp/exps, deleted afterwards.
     run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "lstm with 6 units"], project)
+    run(["git", "commit", "-qm", "after a round trip of lstm's units"], project)
     run(["dvc", "exp", "run", "--temp", "-n", "wider-gru", "-S", "models.gru.units=5"], project)
     [gru_run] = [
         run_ for run_ in training_runs(project) if run_.data.tags.get("dvc_exp_name") == "wider-gru"

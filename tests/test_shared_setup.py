@@ -63,7 +63,7 @@ def test_pipeline_and_parallel_experiments_log_to_a_shared_server_on_postgresql(
             assert tagged == {"gru-5", "gru-6"} <= shown, (tagged, shown)
 
             # The logged model comes back through the server's artifact proxy, and predicts.
-            logged = json.loads((project / "reports/train/gru/mlflow_run.json").read_text())
+            logged = json.loads((project / "models/gru/mlflow_run.json").read_text())
             mlflow.set_tracking_uri(uri)
             try:
                 model = mlflow.pyfunc.load_model(logged["model_uri"])
