@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup kernels run test lint format lock clean bench
+.PHONY: setup kernels run test lint format lock clean bench exp-show
 
 setup: $(VENV)/.installed kernels
 
@@ -25,6 +25,11 @@ run: setup
 
 test: setup
 	python -m pytest
+
+# The experiments of this commit, what changed in each, and each model's mean validation and
+# test accuracy (reports/metrics.json): all other columns are left out, to fit a terminal.
+exp-show: $(VENV)/.installed
+	dvc exp show --only-changed --precision 4 --drop 'Created|.*/|models$$' --keep '(val|test)\.'
 
 # Training throughput against the seed's plain recipe, on the real prepared data (minutes).
 bench: setup

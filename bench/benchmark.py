@@ -158,7 +158,7 @@ def pipeline(name: str, variant: dict, epochs: int, train, val, all_params, stor
         )
     return measurement(
         len(train.labels),
-        result.summary["training_seconds"],
+        result.timing["training_seconds"],
         timer,
         float(result.history["val_accuracy"].iloc[-1]),
     )
@@ -261,18 +261,21 @@ def overhead_table() -> None:
     seconds, _ = timed(["dvc", "repro"])
     _print(f"\n`dvc repro` with nothing changed: {seconds:.2f} s")
     _print(f"{'stage':20s} {'wall s':>7s} {'peak RSS MB':>12s} {'start to first step s':>22s}")
-    models = list(load_params(paths.PARAMS_FILE).models)
+    params = load_params(paths.PARAMS_FILE)
+    # Each model with the first seed: the default run.
+    runs = [(name, params.train.seeds[0]) for name in params.models]
     stages = (
         ["prepare"]
-        + [f"{stage}@{name}" for stage in ("train", "evaluate") for name in models]
+        + [f"{stage}@{name}-{seed}" for stage in ("train", "evaluate") for name, seed in runs]
         + ["report"]
     )
     for stage in stages:
         seconds, peak = timed(["dvc", "repro", "--force", "--single-item", stage])
         first_step = ""
         if stage.startswith("train@"):
-            summary = read_json(paths.training_summary(stage.removeprefix("train@")))
-            first_step = f"{summary['seconds_to_first_step']:.1f}"
+            name, seed = stage.removeprefix("train@").rsplit("-", 1)
+            timing = read_json(paths.training_time(name, int(seed)))
+            first_step = f"{timing['seconds_to_first_step']:.1f}"
         _print(f"{stage:20s} {seconds:7.1f} {peak:12.0f} {first_step:>22s}")
 
 

@@ -36,7 +36,12 @@ def score(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> di
 
 
 def predictions_table(labels: np.ndarray, probabilities: np.ndarray, threshold: float):
-    """Actual and predicted label per review, for DVC's confusion-matrix plot."""
+    """Per test review, in the test split's order: its actual and predicted label (DVC's
+    confusion-matrix plot) and the predicted probability that it is positive."""
     return pd.DataFrame(
-        {"actual": LABELS[labels], "predicted": classify(probabilities, threshold)["label"]}
+        {
+            "actual": LABELS[labels],
+            "predicted": classify(probabilities, threshold)["label"],
+            "probability": probabilities,
+        }
     )

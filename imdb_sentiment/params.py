@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from imdb_sentiment.cli import StageError
 
@@ -55,8 +62,11 @@ class DataParams(_Section):
         return self
 
 
-class TrainParams(_Section):
-    """Hyperparameters of one model: the shared defaults, or a model's effective values."""
+Seed = Annotated[int, Field(ge=0)]
+
+
+class Hyperparameters(_Section):
+    """How a model is built and trained: the train section's values, or a model's own."""
 
     embedding_dim: PositiveInt
     layers: PositiveInt
@@ -68,11 +78,24 @@ class TrainParams(_Section):
     epochs: PositiveInt
     learning_rate: Annotated[float, Field(gt=0.0)]
     early_stopping_patience: PositiveInt
-    seed: Annotated[int, Field(ge=0)]
     recurrent_implementation: Literal["fused", "keras"]
     steps_per_execution: PositiveInt
     distribution: Literal["none", "mirrored", "multi_worker"]
     op_determinism: bool
+
+
+class TrainParams(Hyperparameters):
+    """The train section: the hyperparameters every model shares unless it overrides them, and
+    the seeds each model is trained with (one training and evaluation per model and seed)."""
+
+    seeds: Annotated[list[Seed], Field(min_length=1)]
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_differ(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("the seeds must differ from each other")
+        return seeds
 
 
 class ModelOverrides(_Section):
@@ -89,18 +112,19 @@ class ModelOverrides(_Section):
     epochs: PositiveInt | None = None
     learning_rate: Annotated[float, Field(gt=0.0)] | None = None
     early_stopping_patience: PositiveInt | None = None
-    seed: Annotated[int, Field(ge=0)] | None = None
     recurrent_implementation: Literal["fused", "keras"] | None = None
     steps_per_execution: PositiveInt | None = None
     distribution: Literal["none", "mirrored", "multi_worker"] | None = None
     op_determinism: bool | None = None
 
 
-class ModelParams(TrainParams):
-    """The effective hyperparameters of one named model: train defaults plus its overrides."""
+class ModelParams(Hyperparameters):
+    """One training: a named model's effective hyperparameters (train defaults plus its
+    overrides), and the seed of its initialization, dropout and shuffling."""
 
     name: str
     cell: Literal["simplernn", "lstm", "gru"]
+    seed: Seed
 
 
 class EvaluateParams(_Section):
@@ -119,15 +143,25 @@ class Params(_Section):
     evaluate: EvaluateParams
     report: ReportParams
 
-    def model(self, name: str) -> ModelParams:
-        """The effective hyperparameters of ``models.<name>``."""
+    def model(self, name: str, seed: int | None = None) -> ModelParams:
+        """The effective hyperparameters of ``models.<name>``, trained with ``seed`` (by default
+        the first of ``train.seeds``)."""
         if name not in self.models:
             raise ParamsError(
                 f"models.{name}: no such model in params.yaml; "
                 f"the models are: {', '.join(self.models)}"
             )
+        seeds = self.train.seeds
+        if seed is None:
+            seed = seeds[0]
+        elif seed not in seeds:
+            raise ParamsError(
+                f"train.seeds: {seed} is not one of the seeds in params.yaml "
+                f"({', '.join(map(str, seeds))})"
+            )
+        shared = self.train.model_dump(exclude={"seeds"})
         overrides = self.models[name].model_dump(exclude_none=True)
-        return ModelParams(name=name, **{**self.train.model_dump(), **overrides})
+        return ModelParams(name=name, seed=seed, **{**shared, **overrides})
 
 
 def _format_error(error: dict[str, Any]) -> str:

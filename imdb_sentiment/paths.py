@@ -23,49 +23,68 @@ ENCODING_SETTINGS = PREPARED_DIR / "encoding.json"
 
 REPORTS_DIR = PROJECT_ROOT / "reports"
 DATA_STATS = REPORTS_DIR / "data" / "stats.json"
+# The report: per model and per pair of models, as Markdown (both tables) and CSV; each model's
+# mean validation and test accuracy as a DVC metrics file, what `make exp-show` shows.
 COMPARISON_TABLE = REPORTS_DIR / "comparison.md"
 COMPARISON_CSV = REPORTS_DIR / "comparison.csv"
+PAIRS_CSV = REPORTS_DIR / "comparison_pairs.csv"
+SUMMARY_METRICS = REPORTS_DIR / "metrics.json"
 LEARNING_CURVES_PLOT = REPORTS_DIR / "learning_curves.png"
 ROC_CURVES_PLOT = REPORTS_DIR / "roc_curves.png"
 TEST_ACCURACY_PLOT = REPORTS_DIR / "test_accuracy.png"
 
 
-def model_dir(name: str) -> Path:
-    """Where the trained model ``name`` and its MLflow run id are kept (cached by DVC)."""
-    return PROJECT_ROOT / "models" / name
+# One training (and evaluation) per model and seed; the folders are named after both.
 
 
-def model_file(name: str) -> Path:
-    return model_dir(name) / "model.keras"
+def _run_folder(name: str, seed: int) -> str:
+    return f"{name}/seed-{seed}"
 
 
-def run_id_file(name: str) -> Path:
-    """The MLflow run that trained ``name`` (evaluate logs into the same run), and its logged
-    model. Kept beside the model, and cached and restored with it by DVC, so that it names the
-    run that trained the model in place, also after a restore from DVC's run-cache."""
-    return model_dir(name) / "mlflow_run.json"
+def model_dir(name: str, seed: int) -> Path:
+    """Where model ``name`` trained with ``seed`` is kept, with what belongs to it: cached and
+    restored with it by DVC."""
+    return PROJECT_ROOT / "models" / _run_folder(name, seed)
 
 
-def training_history(name: str) -> Path:
-    """Per-epoch metrics of ``name``, a DVC plot."""
-    return REPORTS_DIR / "train" / name / "history.csv"
+def model_file(name: str, seed: int) -> Path:
+    return model_dir(name, seed) / "model.keras"
 
 
-def training_summary(name: str) -> Path:
-    """Training time, throughput, best epoch and size of ``name``, a DVC metrics file."""
-    return REPORTS_DIR / "train" / name / "metrics.json"
+def run_id_file(name: str, seed: int) -> Path:
+    """The MLflow run that trained the model (evaluate logs into the same run), and its logged
+    model. Beside the model, so that it names the run that trained the model in place, also
+    after a restore from DVC's run-cache."""
+    return model_dir(name, seed) / "mlflow_run.json"
 
 
-def evaluation_metrics(name: str) -> Path:
-    """Test-set metrics of ``name``, a DVC metrics file."""
-    return REPORTS_DIR / "evaluate" / name / "metrics.json"
+def training_time(name: str, seed: int) -> Path:
+    """How long training took and how fast it went: for the report and MLflow, not a DVC
+    metric (it differs from run to run, and `dvc metrics diff` would show nothing else)."""
+    return model_dir(name, seed) / "training_time.json"
 
 
-def roc_points(name: str) -> Path:
-    """The ROC curve of ``name`` on the test set, a DVC plot."""
-    return REPORTS_DIR / "evaluate" / name / "roc.csv"
+def training_history(name: str, seed: int) -> Path:
+    """Per-epoch metrics, a DVC plot."""
+    return REPORTS_DIR / "train" / _run_folder(name, seed) / "history.csv"
 
 
-def evaluation_predictions(name: str) -> Path:
-    """Actual and predicted test labels of ``name``, a DVC confusion-matrix plot."""
-    return REPORTS_DIR / "evaluate" / name / "predictions.csv"
+def training_summary(name: str, seed: int) -> Path:
+    """Best epoch, its validation scores, and the model's size: a DVC metrics file."""
+    return REPORTS_DIR / "train" / _run_folder(name, seed) / "metrics.json"
+
+
+def evaluation_metrics(name: str, seed: int) -> Path:
+    """Test-set metrics, a DVC metrics file."""
+    return REPORTS_DIR / "evaluate" / _run_folder(name, seed) / "metrics.json"
+
+
+def roc_points(name: str, seed: int) -> Path:
+    """The ROC curve on the test set, a DVC plot."""
+    return REPORTS_DIR / "evaluate" / _run_folder(name, seed) / "roc.csv"
+
+
+def evaluation_predictions(name: str, seed: int) -> Path:
+    """Every test review's label, predicted label and probability: the report's paired
+    statistics and DVC's confusion-matrix plot. Cached by DVC rather than kept in git."""
+    return REPORTS_DIR / "evaluate" / _run_folder(name, seed) / "predictions.csv"

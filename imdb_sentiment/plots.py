@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # Stages run without a display.
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -62,18 +63,35 @@ def roc_curves(curves: dict[str, pd.DataFrame], auc: dict[str, float]) -> Figure
     return figure
 
 
-def accuracy_bars(test_accuracy: pd.Series, val_accuracy: pd.Series) -> Figure:
-    """Validation and test accuracy side by side, per model."""
-    figure, axes = plt.subplots(figsize=(1.8 * len(test_accuracy) + 2, 4))
-    table = pd.DataFrame({"validation": val_accuracy, "test": test_accuracy})
-    table.plot.bar(ax=axes, rot=0, color=["C7", "C0"])
-    for container in axes.containers:
-        axes.bar_label(container, fmt="%.3f", fontsize="small")
-    low = max(0.0, float(table.min().min()) - 0.1)
-    axes.set_ylim(low, 1.0)
+def accuracy_intervals(table: pd.DataFrame, runs: pd.DataFrame) -> Figure:
+    """Per model: test accuracy (mean over seeds) with its 95% interval, each seed's test
+    accuracy, and the mean validation accuracy."""
+    figure, axes = plt.subplots(figsize=(1.6 * len(table) + 2.5, 4))
+    positions = np.arange(len(table))
+    errors = [
+        table["test_accuracy"] - table["test_accuracy_low"],
+        table["test_accuracy_high"] - table["test_accuracy"],
+    ]
+    axes.errorbar(
+        positions, table["test_accuracy"], yerr=errors, fmt="o", color="C0", capsize=6,
+        label="test, mean with 95% interval",
+    )  # fmt: skip
+    for position, model in zip(positions, table["model"], strict=True):
+        seeds = runs.loc[runs["model"] == model, "test_accuracy"]
+        axes.scatter(
+            np.full(len(seeds), position + 0.15), seeds, s=12, color="C0", alpha=0.5,
+            label="test, one seed" if position == 0 else None,
+        )  # fmt: skip
+    axes.scatter(
+        positions - 0.15, table["val_accuracy"], marker="s", color="C7",
+        label="validation, mean",
+    )  # fmt: skip
+    axes.set_xticks(positions, table["model"])
+    axes.set_xlim(-0.6, len(table) - 0.4)
     axes.set_ylabel("accuracy")
     axes.set_title("Accuracy by model")
     axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize="small")
     figure.tight_layout()
     return figure
 

@@ -5,9 +5,11 @@
     python -m imdb_sentiment.predict --file reviews.txt    # one review a line; - is stdin
     python -m imdb_sentiment.predict --file reviews.jsonl  # JSON lines with a "text" key
     python -m imdb_sentiment.predict --json ...            # JSON lines out
+    python -m imdb_sentiment.predict --seed 7 ...          # the models trained with seed 7
 
-It uses the pipeline's current outputs (models/<name>/model.keras and the vocabulary in
-data/prepared/), through the same preprocessing as training. A review that cannot be classified
+It uses the pipeline's current outputs (models/<name>/seed-<seed>/model.keras, by default of
+the first of train.seeds, and the vocabulary in data/prepared/), through the same preprocessing
+as training. A review that cannot be classified
 (empty, not UTF-8, not JSON) is reported by its line and skipped; the exit status is then 1.
 """
 
@@ -122,6 +124,11 @@ def _parse_arguments(argv: list[str]) -> argparse.Namespace:
         "--file",
         help="one review a line, or JSON lines if it ends in .jsonl; - reads standard input",
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="which of train.seeds each model was trained with (default: the first)",
+    )
     parser.add_argument("--jsonl", action="store_true", help="read --file as JSON lines")
     parser.add_argument("--json", action="store_true", help="write JSON lines")
     arguments = parser.parse_args(argv)
@@ -142,24 +149,35 @@ def _read_reviews(arguments: argparse.Namespace) -> list[Review]:
         raise StageError(f"cannot read {arguments.file}: {error.strerror}") from None
 
 
-def _trained_models(requested: list[str] | None) -> list[str]:
-    known = list(load_params(paths.PARAMS_FILE).models)
-    trained = [name for name in known if paths.model_file(name).is_file()]
+def _trained_models(requested: list[str] | None, seed: int | None) -> dict[str, Path]:
+    """The model file of every requested model (default: every trained one), by name."""
+    params = load_params(paths.PARAMS_FILE)
+    seeds = params.train.seeds
+    if seed is None:
+        seed = seeds[0]
+    elif seed not in seeds:
+        raise StageError(f"--seed {seed} is not one of train.seeds ({', '.join(map(str, seeds))})")
+    files = {name: paths.model_file(name, seed) for name in params.models}
+    trained = [name for name, file in files.items() if file.is_file()]
     for name in requested or []:
         if name not in trained:
-            why = "is not in params.yaml's models" if name not in known else "is not trained yet"
+            why = (
+                "is not in params.yaml's models"
+                if name not in files
+                else f"is not trained with seed {seed} yet"
+            )
             raise StageError(
                 f"model {name!r} {why}; trained models: {', '.join(trained) or 'none'} "
                 "(run `dvc repro` to train the models of params.yaml)"
             )
     if not trained:
-        raise StageError("no trained model: run `dvc repro` first")
-    return requested or trained
+        raise StageError(f"no model trained with seed {seed}: run `dvc repro` first")
+    return {name: files[name] for name in requested or trained}
 
 
 def main(argv: list[str]) -> None:
     arguments = _parse_arguments(argv)
-    names = _trained_models(arguments.models)
+    model_files = _trained_models(arguments.models, arguments.seed)
     reviews = check_texts(_read_reviews(arguments))
     for review in reviews:
         if review.error:
@@ -172,9 +190,9 @@ def main(argv: list[str]) -> None:
         texts = pd.DataFrame({"text": [review.text for review in good]})
         predictions = {
             name: ReviewClassifier.from_files(
-                paths.model_file(name), paths.VOCABULARY, paths.ENCODING_SETTINGS
+                model_file, paths.VOCABULARY, paths.ENCODING_SETTINGS
             ).predict(texts)
-            for name in names
+            for name, model_file in model_files.items()
         }
         _write(good, predictions, arguments.json)
     if len(good) < len(reviews):

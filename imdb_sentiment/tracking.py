@@ -202,17 +202,24 @@ def _end_run(run_id: str, status: str) -> None:
         mlflow.tracking.fluent._active_run_stack.get().clear()
 
 
+# How often a training run samples CPU, memory and disk (MLflow's system metrics), unless
+# MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise: a few dozen points for a training.
+SYSTEM_METRICS_SECONDS = 5
+
+
 @contextmanager
 def run(
     experiment_name: str,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
     run_id: str | None = None,
+    system_metrics: bool = False,
 ) -> Iterator[mlflow.ActiveRun]:
     """Opens an MLflow run (a new one, or ``run_id`` again) and always closes it.
 
     The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error.
     A new run is tagged with where its code came from; a reopened one keeps the tags it has.
+    With ``system_metrics``, MLflow samples the machine's CPU and memory use while it runs.
     """
     uri = tracking_uri()
     check_server(uri)
@@ -221,11 +228,14 @@ def run(
     end_orphaned_runs(experiment_id)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        if system_metrics and not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+            mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_SECONDS)
         active_run = mlflow.start_run(
             run_id=run_id,
             experiment_id=None if run_id else experiment_id,
             run_name=run_name,
             tags={**({} if run_id else source_tags()), **(tags or {}), **_process_tags()},
+            log_system_metrics=system_metrics,
         )
     except Exception as error:
         signal.signal(signal.SIGTERM, previous_sigterm)
@@ -254,14 +264,19 @@ def run(
 
 def log_training_inputs(params: dict, data_params: dict, splits: dict) -> None:
     """A training run's params (every effective hyperparameter, and the data params prefixed
-    ``data_``) and its datasets, ``splits`` by context (``training``, ``validation``), each an
-    array of reviews and one of labels."""
+    ``data_``) and its datasets: ``splits`` by context (``training``, ``validation``), each an
+    encoded split and the file it was read from."""
     mlflow.log_params({**params, **{f"data_{key}": value for key, value in data_params.items()}})
-    for context, (reviews, labels, path) in splits.items():
-        dataset = mlflow.data.from_numpy(
-            reviews, targets=labels, source=_local_source(path), name=f"imdb-{context}"
-        )
-        mlflow.log_input(dataset, context=context)
+    for context, (split, path) in splits.items():
+        log_dataset(split, path, context)
+
+
+def log_dataset(split, path: Path, context: str) -> None:
+    """An encoded split (its reviews and labels, with their digest) as an input of the run."""
+    dataset = mlflow.data.from_numpy(
+        split.reviews, targets=split.labels, source=_local_source(path), name=f"imdb-{context}"
+    )
+    mlflow.log_input(dataset, context=context)
 
 
 def _local_source(path: Path):
@@ -313,11 +328,17 @@ def log_evaluation(name: str, threshold: float, result: dict) -> None:
 
 
 def log_comparison(table: pd.DataFrame, files: list[Path]) -> None:
-    """The report's run: the runs it compares, every model's test accuracy, and its files."""
-    mlflow.log_params({f"run_id_{row.model}": row.mlflow_run_id for row in table.itertuples()})
-    mlflow.log_metrics(
-        {f"{row.model}_test_accuracy": row.test_accuracy for row in table.itertuples()}
-    )
+    """The report's run: the runs it compares, every model's test accuracy with its interval,
+    and the report's files."""
+    mlflow.log_params({f"run_ids_{row.model}": row.mlflow_run_ids for row in table.itertuples()})
+    for row in table.itertuples():
+        mlflow.log_metrics(
+            {
+                f"{row.model}_test_accuracy": row.test_accuracy,
+                f"{row.model}_test_accuracy_low": row.test_accuracy_low,
+                f"{row.model}_test_accuracy_high": row.test_accuracy_high,
+            }
+        )
     for path in files:
         mlflow.log_artifact(str(path))
 

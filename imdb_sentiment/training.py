@@ -19,7 +19,10 @@ from imdb_sentiment.params import ModelParams
 class TrainingResult:
     model: object  # keras.Model; not annotated as such, to keep Keras out of this import.
     history: pd.DataFrame
+    # The best epoch, its validation scores and the model's size: the same on every rerun.
     summary: dict
+    # Seconds and throughput: different on every rerun.
+    timing: dict
 
 
 def seed_everything(seed: int, op_determinism: bool = True) -> None:
@@ -145,8 +148,10 @@ def train_model(
         "best_val_loss": round(float(best["val_loss"]), 5),
         "best_val_accuracy": round(float(best["val_accuracy"]), 5),
         "trainable_params": int(sum(w.numpy().size for w in model.trainable_weights)),
+    }
+    timing = {
         "training_seconds": round(seconds, 2),
         "samples_per_second": round(len(train.labels) * len(history) / seconds, 1),
         "seconds_to_first_step": round(first_step.seconds, 2),
     }
-    return TrainingResult(model, history, summary)
+    return TrainingResult(model, history, summary, timing)

@@ -1,4 +1,5 @@
-"""Stage 4: score one trained model on the test split, ``python -m stages.evaluate <name>``.
+"""Stage 4: score one trained model on the test split,
+``python -m stages.evaluate <name> <seed>``.
 
 This is the only stage that reads the test split. Its metrics and plots go to DVC (metrics and
 plots files) and into the MLflow run that trained the model.
@@ -19,27 +20,35 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise StageError("usage: python -m stages.evaluate <model name from params.yaml's models>")
-    name = argv[0]
+    if len(argv) != 2 or not argv[1].isdigit():
+        raise StageError(
+            "usage: python -m stages.evaluate <model name from params.yaml's models> "
+            "<seed from train.seeds>"
+        )
+    name, seed = argv[0], int(argv[1])
     all_params = load_params(paths.PARAMS_FILE)
-    all_params.model(name)  # A name that params.yaml does not list is an error.
+    all_params.model(name, seed)  # A model or seed that params.yaml does not list is an error.
     threshold = all_params.evaluate.threshold
-    run_id = read_json(paths.run_id_file(name))["run_id"]
+    run_id = read_json(paths.run_id_file(name, seed))["run_id"]
     with tracking.run(all_params.mlflow.experiment_name, run_id=run_id):
         # Imported here, after run_stage has loaded TensorFlow quietly.
         from imdb_sentiment.modeling import load_model
 
         test = load_split(paths.TEST_SPLIT)
-        model = load_model(paths.model_file(name))
+        tracking.log_dataset(test, paths.TEST_SPLIT, "test")
+        model = load_model(paths.model_file(name, seed))
         probabilities = model.predict(test.reviews, batch_size=1024, verbose=0).ravel()
         result = score(test.labels, probabilities, threshold)
-        logger.info("Test metrics of %s: %s", name, result["metrics"])
-        write_json(paths.evaluation_metrics(name), result["metrics"])
-        write_text(paths.roc_points(name), result["roc"].to_csv(index=False, float_format="%.5f"))
+        logger.info("Test metrics of %s with seed %d: %s", name, seed, result["metrics"])
+        write_json(paths.evaluation_metrics(name, seed), result["metrics"])
         write_text(
-            paths.evaluation_predictions(name),
-            predictions_table(test.labels, probabilities, threshold).to_csv(index=False),
+            paths.roc_points(name, seed), result["roc"].to_csv(index=False, float_format="%.5f")
+        )
+        predictions = predictions_table(test.labels, probabilities, threshold)
+        # %.9g keeps every digit of a float32 probability.
+        write_text(
+            paths.evaluation_predictions(name, seed),
+            predictions.to_csv(index=False, float_format="%.9g"),
         )
         tracking.log_evaluation(name, threshold, result)
 

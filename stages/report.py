@@ -1,10 +1,12 @@
-"""Stage 5: compare every model of params.yaml in reports/, and record the comparison in MLflow.
+"""Stage 5: compare every model of params.yaml, over every seed, in reports/ and in MLflow.
 
     python -m stages.report
 
-Writes a Markdown and a CSV table, and PNG plots of the learning curves, the ROC curves and the
-accuracies. The comparison is an MLflow run of its own, tagged with the runs it compares, and
-the model with the best validation accuracy becomes the registry's champion if it beats it.
+Writes the comparison (per model and per pair of models, with intervals and paired tests) as
+Markdown and CSV, each model's mean accuracies as DVC metrics, and PNG plots of the learning
+and ROC curves (each model's first seed) and of the accuracies with their intervals. The
+comparison is an MLflow run of its own, and the best model by validation accuracy becomes the
+registry's champion if it beats it.
 """
 
 from __future__ import annotations
@@ -13,16 +15,9 @@ import logging
 
 import pandas as pd
 
-from imdb_sentiment import paths, plots, tracking
+from imdb_sentiment import comparison, paths, plots, significance, tracking
 from imdb_sentiment.cli import run_stage
-from imdb_sentiment.comparison import (
-    as_markdown,
-    best_by_validation,
-    comparison_table,
-    read_model_outputs,
-    version_tags,
-)
-from imdb_sentiment.files import write_text
+from imdb_sentiment.files import write_json, write_text
 from imdb_sentiment.params import load_params
 
 logger = logging.getLogger(__name__)
@@ -31,45 +26,53 @@ logger = logging.getLogger(__name__)
 def main(argv: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     models = [all_params.model(name) for name in all_params.models]
-    names = [model.name for model in models]
-    training, testing, runs = read_model_outputs(names)
-    table = comparison_table(
-        models, training, testing, {name: run["run_id"] for name, run in runs.items()}
+    names, seeds = [model.name for model in models], all_params.train.seeds
+    threshold = all_params.evaluate.threshold
+    runs = comparison.read_runs(names, seeds)
+    labels, probabilities = comparison.read_test_probabilities(names, seeds)
+    table = comparison.comparison_table(models, runs, labels, probabilities, threshold)
+    pair_results = significance.compare_pairs(
+        labels, probabilities, threshold, comparison.BOOTSTRAP_SEED
     )
-    tags = {"pipeline_stage": "report", "compared_runs": ",".join(table["mlflow_run_id"])}
+    pairs = comparison.pairs_table(pair_results, len(labels))
+    tags = {"pipeline_stage": "report", "compared_runs": ",".join(runs["mlflow_run_id"])}
     with tracking.run(all_params.mlflow.experiment_name, run_name="comparison", tags=tags):
-        indexed = table.set_index("model")
+        first = seeds[0]
         figures = {
             paths.LEARNING_CURVES_PLOT: plots.learning_curves(
-                {name: pd.read_csv(paths.training_history(name)) for name in names}
+                {name: pd.read_csv(paths.training_history(name, first)) for name in names}
             ),
             paths.ROC_CURVES_PLOT: plots.roc_curves(
-                {name: pd.read_csv(paths.roc_points(name)) for name in names},
-                indexed["test_roc_auc"].to_dict(),
+                {name: pd.read_csv(paths.roc_points(name, first)) for name in names},
+                dict(zip(names, table["test_roc_auc"], strict=True)),
             ),
-            paths.TEST_ACCURACY_PLOT: plots.accuracy_bars(
-                indexed["test_accuracy"], indexed["val_accuracy"]
-            ),
+            paths.TEST_ACCURACY_PLOT: plots.accuracy_intervals(table, runs),
         }
         for path, figure in figures.items():
             plots.save_figure(figure, path)
-        write_text(paths.COMPARISON_TABLE, as_markdown(table))
+        write_text(paths.COMPARISON_TABLE, comparison.as_markdown(table, pairs, seeds, len(labels)))
         write_text(paths.COMPARISON_CSV, table.to_csv(index=False))
-        logger.info("Comparison:\n%s", table.drop(columns="mlflow_run_id").to_string(index=False))
-        tracking.log_comparison(table, [paths.COMPARISON_TABLE, paths.COMPARISON_CSV, *figures])
+        write_text(paths.PAIRS_CSV, pairs.to_csv(index=False))
+        write_json(paths.SUMMARY_METRICS, comparison.summary_metrics(table))
+        logger.info("Comparison:\n%s", paths.COMPARISON_TABLE.read_text())
+        tracking.log_comparison(
+            table,
+            [paths.COMPARISON_TABLE, paths.COMPARISON_CSV, paths.PAIRS_CSV, *figures],
+        )
 
-        best = best_by_validation(table)
+        best = comparison.best_by_validation(table, runs)
         registered_name = all_params.report.registered_model_name
         version, changed = tracking.promote_if_better(
             registered_name,
-            runs[best["model"]]["model_uri"],
+            best["model_uri"],
             float(best["val_accuracy"]),
-            version_tags(best, all_params.model(best["model"])),
+            comparison.version_tags(best, all_params.model(best["model"], int(best["seed"]))),
         )
         tracking.log_champion(best["model"], version, changed)
         logger.info(
-            "Best by validation accuracy: %s (%.4f). %s@%s is %s",
+            "Best by validation accuracy: %s with seed %d (%.4f). %s@%s is %s",
             best["model"],
+            best["seed"],
             best["val_accuracy"],
             registered_name,
             tracking.CHAMPION_ALIAS,

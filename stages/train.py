@@ -1,4 +1,5 @@
-"""Stage 3: train one model, ``python -m stages.train <name>`` for ``models.<name>``.
+"""Stage 3: train one model with one seed, ``python -m stages.train <name> <seed>`` for
+``models.<name>`` and a seed of ``train.seeds``.
 
 Selects the best epoch on the validation split (early stopping, best weights restored), saves
 the model, its per-epoch history and its training summary, and records all of it in an MLflow
@@ -37,55 +38,56 @@ def _build_kernels() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise StageError("usage: python -m stages.train <model name from params.yaml's models>")
-    name = argv[0]
+    if len(argv) != 2 or not argv[1].isdigit():
+        raise StageError(
+            "usage: python -m stages.train <model name from params.yaml's models> "
+            "<seed from train.seeds>"
+        )
+    name, seed = argv[0], int(argv[1])
     all_params = load_params(paths.PARAMS_FILE)
-    params = all_params.model(name)
+    params = all_params.model(name, seed)
     if params.recurrent_implementation == "fused":
         _build_kernels()
     vocabulary_size = len(load_encoder(paths.VOCABULARY, paths.ENCODING_SETTINGS).vocabulary)
+    train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
     if not is_chief():
         # Another worker of a multi-worker cluster: it trains its share of every batch; the
         # chief alone saves the model and records the run.
         logger.info("Training %s as %s %d of the TF_CONFIG cluster", name, *cluster_task())
-        train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
         train_model(params, train, val, vocabulary_size, callbacks=[])
         return
-    tags = {"model_name": name, "cell": params.cell, "pipeline_stage": "train"}
+    tags = {"model_name": name, "seed": str(seed), "cell": params.cell, "pipeline_stage": "train"}
     if params.distribution == "multi_worker":
         tags["tf_config_cluster"] = json.dumps(cluster())
-    with tracking.run(all_params.mlflow.experiment_name, run_name=name, tags=tags) as run:
-        train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
+    experiment = all_params.mlflow.experiment_name
+    with tracking.run(experiment, f"{name}-{seed}", tags, system_metrics=True) as run:
         tracking.log_training_inputs(
             params.model_dump(),
             all_params.data.model_dump(include=set(SHAPING_DATA_PARAMS)),
-            {
-                "training": (train.reviews, train.labels, paths.TRAIN_SPLIT),
-                "validation": (val.reviews, val.labels, paths.VALIDATION_SPLIT),
-            },
+            {"training": (train, paths.TRAIN_SPLIT), "validation": (val, paths.VALIDATION_SPLIT)},
         )
         result = train_model(
             params, train, val, vocabulary_size, callbacks=[tracking.epoch_metrics_callback()]
         )
-        logger.info("Trained %s: %s", name, result.summary)
-        with atomic_path(paths.model_file(name)) as temporary:
+        logger.info("Trained %s with seed %d: %s %s", name, seed, result.summary, result.timing)
+        with atomic_path(paths.model_file(name, seed)) as temporary:
             result.model.save(temporary)
-        write_text(paths.training_history(name), result.history.to_csv(index=False))
-        write_json(paths.training_summary(name), result.summary)
+        write_text(paths.training_history(name, seed), result.history.to_csv(index=False))
+        write_json(paths.training_summary(name, seed), result.summary)
+        write_json(paths.training_time(name, seed), result.timing)
         model_uri = tracking.log_training_outputs(
             name,
-            result.summary,
+            {**result.summary, **result.timing},
             result.history,
-            paths.training_history(name),
+            paths.training_history(name, seed),
             {
-                "keras_model": paths.model_file(name),
+                "keras_model": paths.model_file(name, seed),
                 "vocabulary": paths.VOCABULARY,
                 "encoding": paths.ENCODING_SETTINGS,
             },
         )
         write_json(
-            paths.run_id_file(name),
+            paths.run_id_file(name, seed),
             {
                 "run_id": run.info.run_id,
                 "experiment_id": run.info.experiment_id,

@@ -86,7 +86,7 @@ def test_two_workers_on_loopback_train_one_model_that_the_chief_saves_and_logs_o
     cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "stages.train", "gru"],
+            [sys.executable, "-m", "stages.train", "gru", "42"],
             cwd=project,
             env=environment(
                 TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
@@ -105,8 +105,8 @@ def test_two_workers_on_loopback_train_one_model_that_the_chief_saves_and_logs_o
     epoch_val_losses = [re.findall(r"val_loss: ([0-9.]+)", output) for output in outputs]
     assert len(epoch_val_losses[0]) == 2
     assert epoch_val_losses[0] == epoch_val_losses[1]
-    assert (project / "models/gru/model.keras").is_file()
-    logged = json.loads((project / "models/gru/mlflow_run.json").read_text())
+    assert (project / "models/gru/seed-42/model.keras").is_file()
+    logged = json.loads((project / "models/gru/seed-42/mlflow_run.json").read_text())
 
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     try:

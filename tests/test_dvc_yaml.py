@@ -11,6 +11,8 @@ import yaml
 from fast_rnn import build
 from imdb_sentiment import paths
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS
+from imdb_sentiment.params import Hyperparameters
+from tests.conftest import make_project, run, set_params
 from tests.imports import PROJECT_ROOT, closure
 
 DVC_YAML = yaml.safe_load((paths.PROJECT_ROOT / "dvc.yaml").read_text())
@@ -28,12 +30,13 @@ def definition(stage: str) -> dict:
     return found.get("do", found)
 
 
-def declared_outputs(stage: str, model: str = "") -> set[Path]:
+def declared_outputs(stage: str, model: str = "", seed: int = 0) -> set[Path]:
     declared = set()
     for kind in ("outs", "metrics", "plots"):
         for entry in definition(stage).get(kind, []):
             name = next(iter(entry)) if isinstance(entry, dict) else entry
-            declared.add(paths.PROJECT_ROOT / name.replace("${key}", model))
+            name = name.replace("${item.model}", model).replace("${item.seed}", str(seed))
+            declared.add(paths.PROJECT_ROOT / name)
     return declared
 
 
@@ -49,18 +52,19 @@ def test_download_and_prepare_outputs_match_paths():
     }
 
 
-@pytest.mark.parametrize("model", ["lstm", "gru128"])
-def test_per_model_outputs_match_paths(model):
-    assert declared_outputs("train", model) == {
-        paths.model_file(model),
-        paths.run_id_file(model),
-        paths.training_summary(model),
-        paths.training_history(model),
+@pytest.mark.parametrize(("model", "seed"), [("lstm", 42), ("gru128", 7)])
+def test_per_model_and_seed_outputs_match_paths(model, seed):
+    assert declared_outputs("train", model, seed) == {
+        paths.model_file(model, seed),
+        paths.run_id_file(model, seed),
+        paths.training_time(model, seed),
+        paths.training_summary(model, seed),
+        paths.training_history(model, seed),
     }
-    assert declared_outputs("evaluate", model) == {
-        paths.evaluation_metrics(model),
-        paths.roc_points(model),
-        paths.evaluation_predictions(model),
+    assert declared_outputs("evaluate", model, seed) == {
+        paths.evaluation_metrics(model, seed),
+        paths.roc_points(model, seed),
+        paths.evaluation_predictions(model, seed),
     }
 
 
@@ -68,6 +72,8 @@ def test_report_outputs_match_paths():
     assert declared_outputs("report") == {
         paths.COMPARISON_TABLE,
         paths.COMPARISON_CSV,
+        paths.PAIRS_CSV,
+        paths.SUMMARY_METRICS,
         paths.LEARNING_CURVES_PLOT,
         paths.ROC_CURVES_PLOT,
         paths.TEST_ACCURACY_PLOT,
@@ -109,10 +115,24 @@ def test_the_derived_dependencies_follow_imports_through_other_modules():
     assert "imdb_sentiment/tracking.py" not in code_dependencies("train")
 
 
-def test_per_model_stages_run_once_per_model_and_declare_that_models_params():
+def test_per_model_stages_run_once_per_model_and_seed_and_declare_their_params():
     for name in ("train", "evaluate"):
-        assert DVC_YAML["stages"][name]["foreach"] == "${models}"
-    assert {"train", "models.${key}"} <= set(definition("train")["params"])
+        assert definition(name)["matrix"] == {"model": "${models}", "seed": "${train.seeds}"}
+    declared = set(definition("train")["params"])
+    # Every shared hyperparameter, key by key: not train.seeds, so that adding a seed does not
+    # retrain the seeds trained already.
+    assert {f"train.{key}" for key in Hyperparameters.model_fields} <= declared
+    assert "models.${item.model}" in declared
+    assert not {"train", "train.seeds"} & declared
+
+
+def test_a_seed_list_gives_one_training_and_evaluation_per_model_and_seed(tmp_path):
+    project = make_project(tmp_path)
+    set_params(project, {"train": {"seeds": [1, 2]}})
+    stages = {line.split()[0] for line in run(["dvc", "stage", "list"], project).splitlines()}
+    for model in ("simplernn", "lstm", "gru"):
+        for seed in (1, 2):
+            assert {f"train@{model}-{seed}", f"evaluate@{model}-{seed}"} <= stages
 
 
 def test_prepare_declares_exactly_the_data_params_that_shape_its_outputs():

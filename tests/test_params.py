@@ -42,6 +42,8 @@ def test_every_problem_is_reported_at_once_by_key_path(raw_params):
     raw["models"]["gru"]["cell"] = "transformer"
     raw["train"]["learning_rat"] = 0.01
     raw["train"]["recurrent_implementation"] = "projected"
+    raw["train"]["seeds"] = [3, 3]
+    raw["models"]["lstm"]["seeds"] = [1]
     message = problems_of(raw)
     assert "models.lstm.units: Input should be greater than 0 (got 0)" in message
     assert "data.maxlen: Input should be greater than 0 (got -1)" in message
@@ -49,6 +51,8 @@ def test_every_problem_is_reported_at_once_by_key_path(raw_params):
     assert "models.gru.cell: Input should be 'simplernn', 'lstm' or 'gru'" in message
     assert "train.learning_rat: unknown key" in message
     assert "train.recurrent_implementation: Input should be 'fused' or 'keras'" in message
+    assert "train.seeds: Value error, the seeds must differ from each other" in message
+    assert "models.lstm.seeds: unknown key" in message  # Every model trains with every seed.
 
 
 def test_wrong_types_are_errors_not_coerced(raw_params):
@@ -70,6 +74,15 @@ def test_missing_keys_and_sections_are_named(raw_params):
 def test_model_names_must_be_usable_as_stage_and_folder_names(raw_params):
     raw_params["models"]["My GRU"] = {"cell": "gru"}
     assert "models.My GRU: model names must match" in problems_of(raw_params)
+
+
+def test_a_model_is_trained_with_each_seed_and_the_first_by_default(raw_params):
+    raw_params["train"]["seeds"] = [5, 6]
+    params = parse_params(raw_params)
+    assert [params.model("gru", seed).seed for seed in (5, 6)] == [5, 6]
+    assert params.model("gru").seed == 5
+    with pytest.raises(ParamsError, match=r"train.seeds: 7 is not one of the seeds"):
+        params.model("gru", 7)
 
 
 def test_asking_for_an_unknown_model_names_the_known_ones(raw_params):

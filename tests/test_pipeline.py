@@ -18,7 +18,14 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tests.conftest import environment, make_project, run, set_params, tiny_params
+from tests.conftest import (
+    PROJECT_ROOT,
+    environment,
+    make_project,
+    run,
+    set_params,
+    tiny_params,
+)
 from tests.servers import free_port, stop_server, wait_until_up
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +39,9 @@ NEGATIVE_REVIEW = "An awful, boring film: terrible plot, dull ending. A waste, h
 def project(tmp_path_factory) -> Path:
     """A git + DVC copy of the project whose `dvc repro` has run once on the tiny archive."""
     project = make_project(tmp_path_factory.mktemp("pipeline"))
-    (project / "first_repro.log").write_text(run(["dvc", "repro"], project))
+    # A sample of the machine's use every second: the tiny trainings take a few seconds.
+    output = run(["dvc", "repro"], project, env={"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"})
+    (project / "first_repro.log").write_text(output)
     # What the first run wrote for lstm, to compare with what DVC restores later.
     shutil.copytree(project / "models/lstm", project.parent / "first_run/models/lstm")
     shutil.copytree(project / "reports", project.parent / "first_run/reports")
@@ -54,11 +63,13 @@ def training_runs(project: Path):
 
 def test_repro_writes_every_output(project):
     for name in MODELS:
-        assert (project / "models" / name / "model.keras").is_file()
-        assert (project / "reports" / "evaluate" / name / "roc.csv").is_file()
+        assert (project / f"models/{name}/seed-42/model.keras").is_file()
+        assert (project / f"reports/evaluate/{name}/seed-42/roc.csv").is_file()
     for report in (
         "comparison.md",
         "comparison.csv",
+        "comparison_pairs.csv",
+        "metrics.json",
         "learning_curves.png",
         "roc_curves.png",
         "test_accuracy.png",
@@ -83,7 +94,9 @@ def test_a_normal_run_prints_no_warning_or_error(project):
 
 def test_every_model_learns_better_than_chance(project):
     for name in MODELS:
-        metrics = json.loads((project / "reports/evaluate" / name / "metrics.json").read_text())
+        metrics = json.loads(
+            (project / f"reports/evaluate/{name}/seed-42/metrics.json").read_text()
+        )
         assert metrics["accuracy"] > 0.7, (name, metrics)
         assert metrics["roc_auc"] > 0.8, (name, metrics)
 
@@ -91,8 +104,9 @@ def test_every_model_learns_better_than_chance(project):
 def test_dvc_shows_metrics_and_plots(project):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project))
     metrics_files = next(iter(shown.values()))["data"]
-    assert "reports/evaluate/lstm/metrics.json" in metrics_files
-    assert "reports/train/gru/metrics.json" in metrics_files
+    assert "reports/evaluate/lstm/seed-42/metrics.json" in metrics_files
+    assert "reports/train/gru/seed-42/metrics.json" in metrics_files
+    assert set(metrics_files["reports/metrics.json"]["data"]["test"]) == set(MODELS)
     run(["dvc", "plots", "show", "-o", "dvc_plots"], project)
     assert (project / "dvc_plots" / "index.html").is_file()
 
@@ -105,7 +119,8 @@ def test_mlflow_records_training_and_test_metrics_in_one_run_per_model(project):
         assert run_.info.status == "FINISHED"
         assert run_.data.params["units"] == "8"
         assert run_.data.params["data_maxlen"] == "24"
-        assert run_.data.tags["dvc_stage"] == f"train@{name}"
+        assert run_.data.tags["dvc_stage"] == f"train@{name}-42"
+        assert (run_.data.tags["seed"], run_.data.params["seed"]) == ("42", "42")
         assert "git_commit" in run_.data.tags
         epochs_run = int(run_.data.metrics["epochs_run"])
         history = client.get_metric_history(run_.info.run_id, "val_loss")
@@ -117,8 +132,12 @@ def test_mlflow_records_training_and_test_metrics_in_one_run_per_model(project):
         assert {dataset.dataset.name for dataset in run_.inputs.dataset_inputs} == {
             "imdb-training",
             "imdb-validation",
+            "imdb-test",  # Logged by the evaluation, into the same run.
         }
-        recorded = json.loads((project / "models" / name / "mlflow_run.json").read_text())
+        # MLflow's own system metrics, sampled while the model trained.
+        assert "system/cpu_utilization_percentage" in run_.data.metrics
+        assert "system/system_memory_usage_megabytes" in run_.data.metrics
+        recorded = json.loads((project / f"models/{name}/seed-42/mlflow_run.json").read_text())
         assert recorded["run_id"] == run_.info.run_id
 
 
@@ -145,8 +164,9 @@ def test_the_champion_is_the_best_model_by_validation_accuracy(project):
     comparison = pd.read_csv(project / "reports/comparison.csv")
     best = comparison.loc[comparison["val_accuracy"].idxmax()]
     assert champion.tags["pipeline_model"] == best["model"]
-    assert champion.tags["source_run_id"] == best["mlflow_run_id"]
-    assert float(champion.tags["test_accuracy"]) == best["test_accuracy"]
+    # One seed: the model's only run is the one registered.
+    assert (champion.tags["seed"], champion.tags["source_run_id"]) == ("42", best["mlflow_run_ids"])
+    assert float(champion.tags["test_accuracy"]) == pytest.approx(best["test_accuracy"], abs=1e-5)
 
 
 def test_predict_cli_scores_reviews_with_every_trained_model(project):
@@ -240,7 +260,7 @@ def test_changing_one_models_units_retrains_only_that_model(project):
     )
     output = run(["dvc", "repro"], project)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train@lstm", "evaluate@lstm", "report"}
+    assert ran == {"train@lstm-42", "evaluate@lstm-42", "report"}
     new_runs = training_runs(project)
     assert len(new_runs) == runs_before + 1
     assert new_runs[0].data.tags["model_name"] == "lstm"
@@ -248,13 +268,13 @@ def test_changing_one_models_units_retrains_only_that_model(project):
 
 
 LSTM_OUTPUTS = [
-    "models/lstm/model.keras",
-    "models/lstm/mlflow_run.json",
-    "reports/train/lstm/history.csv",
-    "reports/train/lstm/metrics.json",
-    "reports/evaluate/lstm/metrics.json",
-    "reports/evaluate/lstm/roc.csv",
-    "reports/evaluate/lstm/predictions.csv",
+    "models/lstm/seed-42/model.keras",
+    "models/lstm/seed-42/mlflow_run.json",
+    "reports/train/lstm/seed-42/history.csv",
+    "reports/train/lstm/seed-42/metrics.json",
+    "reports/evaluate/lstm/seed-42/metrics.json",
+    "reports/evaluate/lstm/seed-42/roc.csv",
+    "reports/evaluate/lstm/seed-42/predictions.csv",
 ]
 
 
@@ -265,14 +285,14 @@ def test_going_back_to_params_trained_before_restores_them_from_the_run_cache(pr
     output = run(["dvc", "repro"], project)
     ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
     assert ran == {"report"}, output
-    for stage in ("train@lstm", "evaluate@lstm"):
+    for stage in ("train@lstm-42", "evaluate@lstm-42"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in output
     assert len(training_runs(project)) == runs_before  # No training, no new MLflow run.
     for output_file in LSTM_OUTPUTS:
         restored = (project / output_file).read_bytes()
         assert restored == (project.parent / "first_run" / output_file).read_bytes(), output_file
     # The restored link names the run that trained the restored model, and it is still there.
-    recorded = json.loads((project / "models/lstm/mlflow_run.json").read_text())
+    recorded = json.loads((project / "models/lstm/seed-42/mlflow_run.json").read_text())
     trained = tracking_client(project).get_run(recorded["run_id"])
     assert (trained.data.params["units"], trained.info.status) == ("8", "FINISHED")
 
@@ -308,3 +328,22 @@ def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(project):
     )
     assert "test_accuracy" in gru_run.data.metrics
     assert ".dvc/tmp" not in gru_run.info.artifact_uri
+
+
+def test_the_readmes_experiment_table_fits_a_terminal_and_shows_what_changed(project):
+    # After the temporary experiment above (models.gru.units=5), one more, as a user would.
+    run(["dvc", "exp", "run", "--temp", "-n", "faster", "-S", "train.learning_rate=0.03"], project)
+    recipe = (PROJECT_ROOT / "Makefile").read_text().split("\nexp-show:", 1)[1]
+    command = recipe.splitlines()[1].strip().replace("$$", "$")
+    assert command.startswith("dvc exp show")
+    table = run(["sh", "-c", command], project, env={"COLUMNS": "160"})
+    lines = [line for line in table.splitlines() if line.strip()]
+    assert max(map(len, lines)) <= 160, table
+    assert "…" not in table, table  # No column squeezed out.
+    header = lines[1].split()
+    for model in MODELS:
+        assert {f"val.{model}", f"test.{model}"} <= set(header), table
+    # What changed, and nothing else.
+    assert {"models.gru.units", "train.learning_rate"} <= set(header), table
+    assert "train.units" not in header and "Created" not in header
+    assert "wider-gru" in table and "faster" in table

@@ -53,7 +53,7 @@ def interrupt_training(project: Path, signal_number: int, changes: dict) -> subp
     set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
     runs_before = len(runs_of(project, "lstm"))
     repro = subprocess.Popen(
-        ["dvc", "repro", "-s", "train@lstm"],
+        ["dvc", "repro", "-s", "train@lstm-42"],
         cwd=project,
         env=environment(),
         start_new_session=True,
@@ -84,27 +84,28 @@ def interrupt_training(project: Path, signal_number: int, changes: dict) -> subp
 
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_training_ends_killed_and_reruns_next_time(project, signal_number):
-    model_before = (project / "models/lstm/model.keras").read_bytes()
+    model_before = (project / "models/lstm/seed-42/model.keras").read_bytes()
     repro = interrupt_training(project, signal_number, {})
     assert repro.returncode != 0
     assert runs_of(project, "lstm")[0].info.status == "KILLED"
     # DVC removed the old output before the stage ran; no half-written model took its place,
     # and DVC did not record the interrupted stage.
-    assert not (project / "models/lstm/model.keras").exists()
+    assert not (project / "models/lstm/seed-42/model.keras").exists()
     assert run(["git", "status", "--porcelain", "dvc.lock"], project) == ""
     # The earlier model is intact in DVC's cache, and its reports in git: they come back.
     run(["git", "checkout", "--", "reports"], project)
-    run(["dvc", "checkout", "train@lstm"], project)
-    assert (project / "models/lstm/model.keras").read_bytes() == model_before
-    assert "up to date" in run(["dvc", "status", "train@lstm"], project)
+    run(["dvc", "checkout", "train@lstm-42"], project)
+    assert (project / "models/lstm/seed-42/model.keras").read_bytes() == model_before
+    assert "up to date" in run(["dvc", "status", "train@lstm-42"], project)
 
 
 def test_an_interrupted_stage_with_new_params_runs_again(project):
     try:
         assert interrupt_training(project, signal.SIGINT, LSTM_UNITS_7).returncode != 0
         set_params(project, LSTM_UNITS_7)
-        assert "train@lstm" in run(["dvc", "status", "train@lstm"], project)
-        assert "Running stage 'train@lstm'" in run(["dvc", "repro", "-s", "train@lstm"], project)
+        assert "train@lstm-42" in run(["dvc", "status", "train@lstm-42"], project)
+        output = run(["dvc", "repro", "-s", "train@lstm-42"], project)
+        assert "Running stage 'train@lstm-42'" in output
         assert runs_of(project, "lstm")[0].info.status == "FINISHED"
     finally:
         run(["git", "checkout", "--", "params.yaml", "dvc.lock", "reports"], project)

@@ -63,7 +63,7 @@ def test_pipeline_and_parallel_experiments_log_to_a_shared_server_on_postgresql(
             assert tagged == {"gru-5", "gru-6"} <= shown, (tagged, shown)
 
             # The logged model comes back through the server's artifact proxy, and predicts.
-            logged = json.loads((project / "models/gru/mlflow_run.json").read_text())
+            logged = json.loads((project / "models/gru/seed-42/mlflow_run.json").read_text())
             mlflow.set_tracking_uri(uri)
             try:
                 model = mlflow.pyfunc.load_model(logged["model_uri"])
@@ -101,13 +101,13 @@ def test_a_clone_pulls_data_and_models_from_the_remote_and_recomputes_nothing(tm
 
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
-    assert not (clone / "models/gru/model.keras").exists()
+    assert not (clone / "models/gru/seed-42/model.keras").exists()
     # The clone must not reach back into the first project's cache.
     shutil.rmtree(project / ".dvc/cache")
     run(["dvc", "pull"], clone)
     for model in MODELS:
-        pulled = clone / f"models/{model}/model.keras"
-        assert pulled.read_bytes() == (project / f"models/{model}/model.keras").read_bytes()
+        pulled = clone / f"models/{model}/seed-42/model.keras"
+        assert pulled.read_bytes() == (project / f"models/{model}/seed-42/model.keras").read_bytes()
     assert (clone / "data/prepared/train.npz").is_file()
     output = run(["dvc", "repro"], clone)
     assert "Data and pipelines are up to date." in output, output

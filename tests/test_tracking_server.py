@@ -16,9 +16,9 @@ def test_a_server_that_does_not_answer_fails_the_stage_in_seconds(workspace, mon
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     started = time.monotonic()
     with pytest.raises(tracking.TrackingError, match=rf"server {uri} does not answer"):
-        train.main(["gru"])
+        train.main(["gru", "42"])
     assert time.monotonic() - started < 10
-    assert not paths.model_file("gru").exists()
+    assert not paths.model_file("gru", 42).exists()
 
 
 def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_later(
@@ -46,9 +46,9 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
 
     monkeypatch.setattr(tracking, "epoch_metrics_callback", callback_that_stops_the_server)
     with pytest.raises(tracking.TrackingError, match=rf"MLflow failed \({uri}\)"):
-        train.main(["gru"])
+        train.main(["gru", "42"])
     # The stage failed, so DVC does not record it and the next `dvc repro` trains again.
-    assert not paths.run_id_file("gru").exists()
+    assert not paths.run_id_file("gru", 42).exists()
 
     server = start_mlflow_server(tmp_path, port)
     try:
@@ -59,7 +59,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
         # Here the stage ran in this test's process; a real stage's process has exited.
         client.set_tag(interrupted.info.run_id, "pid", str(_pid_of_exited_process()))
         monkeypatch.setattr(tracking, "epoch_metrics_callback", epoch_metrics_callback)
-        train.main(["gru"])  # The next run, once the server is back.
+        train.main(["gru", "42"])  # The next run, once the server is back.
         ended = client.get_run(interrupted.info.run_id)
         assert ended.info.status == "FAILED"
         assert ended.data.tags["ended_by"] == "cleanup: its process was gone"

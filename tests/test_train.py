@@ -28,15 +28,26 @@ def test_a_diverging_loss_fails_the_stage_and_its_run_and_saves_no_model(workspa
 
     monkeypatch.setattr(modeling, "build_model", build_model_with_nan_weights)
     with pytest.raises(StageError, match=r"training diverged: loss became nan in epoch 1\. Lower"):
-        train.main(["gru"])
+        train.main(["gru", "42"])
     assert only_run().info.status == "FAILED"
-    assert not paths.model_file("gru").exists()
-    assert not paths.run_id_file("gru").exists()
+    assert not paths.model_file("gru", 42).exists()
+    assert not paths.run_id_file("gru", 42).exists()
+
+
+def test_a_seed_not_in_train_seeds_fails_before_any_run_starts(workspace):
+    with pytest.raises(ParamsError, match=r"train.seeds: 7 is not one of the seeds .*\(42\)"):
+        train.main(["gru", "7"])
+    assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
+
+
+def test_a_missing_seed_argument_says_how_to_call_the_stage(workspace):
+    with pytest.raises(StageError, match=r"usage: python -m stages.train <model .*> <seed"):
+        train.main(["gru"])
 
 
 def test_an_unknown_model_fails_before_any_run_starts(workspace):
     with pytest.raises(ParamsError, match="models.bert: no such model"):
-        train.main(["bert"])
+        train.main(["bert", "42"])
     assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
 
 
@@ -48,9 +59,9 @@ def test_kernels_that_cannot_be_built_fail_before_any_run_starts(workspace, monk
     with pytest.raises(
         StageError, match="need a C\\+\\+ compiler.*recurrent_implementation: keras"
     ):
-        train.main(["gru"])
+        train.main(["gru", "42"])
     assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
-    assert not paths.model_file("gru").exists()
+    assert not paths.model_file("gru", 42).exists()
 
 
 def test_op_determinism_follows_the_param():
