@@ -29,7 +29,7 @@ test: setup
 # The experiments of this commit, what changed in each, and each model's mean validation and
 # test accuracy (reports/metrics.json): all other columns are left out, to fit a terminal.
 exp-show: $(VENV)/.installed
-	dvc exp show --only-changed --precision 4 --drop 'Created|.*/|models$$' --keep '(val|test)\.'
+	dvc exp show --only-changed --drop 'Created|.*/|models$$' --keep '(val|test)\.'
 
 # Training throughput against the seed's plain recipe, on the real prepared data (minutes).
 bench: setup
