@@ -6,9 +6,10 @@ same way at training time and at prediction time.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,16 +92,16 @@ def build_vocabulary(tokenized_reviews: Iterable[Sequence[str]], num_words: int)
     return [PADDING_TOKEN, OUT_OF_VOCABULARY_TOKEN, *words]
 
 
-def encode(
-    tokenized_reviews: Iterable[Sequence[str]], vocabulary: Sequence[str]
-) -> list[list[int]]:
-    """Replaces each word with its id in ``vocabulary``, unknown words with the OOV id."""
-    word_ids = {
-        word: index for index, word in enumerate(vocabulary) if index > OUT_OF_VOCABULARY_ID
-    }
+def word_ids(vocabulary: Sequence[str]) -> dict[str, int]:
+    """Each word of ``vocabulary`` (but the padding and OOV tokens) and its id."""
+    return {word: index for index, word in enumerate(vocabulary) if index > OUT_OF_VOCABULARY_ID}
+
+
+def encode(tokenized_reviews: Iterable[Sequence[str]], ids: Mapping[str, int]) -> list[list[int]]:
+    """Replaces each word with its id in ``ids`` (see :func:`word_ids`), unknown words with the
+    OOV id."""
     return [
-        [word_ids.get(word, OUT_OF_VOCABULARY_ID) for word in review]
-        for review in tokenized_reviews
+        [ids.get(word, OUT_OF_VOCABULARY_ID) for word in review] for review in tokenized_reviews
     ]
 
 
@@ -134,9 +135,15 @@ class ReviewEncoder:
     def tokenize(self, reviews: Iterable[str]) -> list[list[str]]:
         return [tokenize(review, self.drop_stop_words) for review in reviews]
 
+    @functools.cached_property
+    def word_ids(self) -> dict[str, int]:
+        # Built once per encoder: a request of one review would otherwise spend most of its
+        # encoding time on the 10,000-word dictionary.
+        return word_ids(self.vocabulary)
+
     def encode_tokenized(self, tokenized_reviews: Sequence[Sequence[str]]) -> np.ndarray:
         return pad(
-            encode(tokenized_reviews, self.vocabulary), self.maxlen, self.padding, self.truncating
+            encode(tokenized_reviews, self.word_ids), self.maxlen, self.padding, self.truncating
         )
 
     def encode(self, reviews: Iterable[str]) -> np.ndarray:

@@ -31,7 +31,13 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 import fast_rnn
 import imdb_sentiment
 from imdb_sentiment import plots
-from imdb_sentiment.classifier import EXAMPLE_REVIEWS, TEXT_COLUMN, ReviewClassifier, ReviewError
+from imdb_sentiment.classifier import (
+    EXAMPLE_REVIEWS,
+    MAX_REVIEWS_PER_REQUEST,
+    TEXT_COLUMN,
+    ReviewClassifier,
+    ReviewError,
+)
 from imdb_sentiment.cli import StageError, verbose
 from imdb_sentiment.paths import PROJECT_ROOT
 
@@ -362,7 +368,7 @@ class _PyfuncReviewClassifier(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Probability that each review of the ``text`` column is positive, and its label."""
         try:
-            return self.classifier.predict(model_input)
+            return self.classifier.predict(model_input, MAX_REVIEWS_PER_REQUEST)
         except ReviewError as error:
             # An MlflowException: `mlflow models serve` answers HTTP 400 with the message.
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from None

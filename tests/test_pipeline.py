@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -20,13 +17,11 @@ import pytest
 
 from tests.conftest import (
     PROJECT_ROOT,
-    environment,
     make_project,
     run,
     set_params,
     tiny_params,
 )
-from tests.servers import free_port, stop_server, wait_until_up
 
 pytestmark = pytest.mark.e2e
 
@@ -193,54 +188,6 @@ def test_predict_cli_explains_what_it_cannot_do(project):
     assert "1 of 2 reviews not classified" in mixed
     assert "positive" in mixed  # The good line was still classified.
     assert "Traceback" not in unknown + mixed
-
-
-def test_mlflow_models_serve_answers_raw_reviews_with_the_champion(project):
-    port = free_port()
-    env = {**environment(), "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
-    command = [
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        "models:/imdb-sentiment@champion",
-        "--env-manager",
-        "local",
-        "--host",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    server = subprocess.Popen(
-        command,
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/ping", server, timeout_seconds=180)
-        body = {"dataframe_records": [{"text": POSITIVE_REVIEW}, {"text": NEGATIVE_REVIEW}]}
-        answer = _post_json(f"http://127.0.0.1:{port}/invocations", body)
-        positive, negative = answer["predictions"]
-        assert positive["probability"] > negative["probability"]
-        with pytest.raises(urllib.error.HTTPError) as error:
-            _post_json(
-                f"http://127.0.0.1:{port}/invocations", {"dataframe_records": [{"text": "   "}]}
-            )
-        assert error.value.code == 400
-        assert "empty" in error.value.read().decode()
-    finally:
-        stop_server(server)
-
-
-def _post_json(url: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
 
 
 def test_the_report_is_a_run_that_names_the_runs_it_compares(project):

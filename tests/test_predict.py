@@ -1,9 +1,8 @@
 import json
 
 import pandas as pd
-import pytest
 
-from imdb_sentiment.classifier import ReviewError, check_reviews, classify
+from imdb_sentiment.classifier import classify
 from imdb_sentiment.predict import Review, check_texts, parse_lines, predictions_table
 
 
@@ -44,13 +43,3 @@ def test_the_table_shows_each_models_probability_and_label_per_review():
     assert table["lstm"].tolist() == ["0.910 positive", "0.200 negative"]
     assert table["gru"].tolist() == ["0.700 positive", "0.450 negative"]
     assert table["review"][0].endswith("…") and len(table["review"][0]) == 60
-
-
-def test_the_model_input_needs_a_text_column_of_non_empty_strings():
-    assert check_reviews(pd.DataFrame({"text": ["Good.", "Bad."]})) == ["Good.", "Bad."]
-    with pytest.raises(ReviewError, match=r"a 'text' column .* got columns \['review'\]"):
-        check_reviews(pd.DataFrame({"review": ["Good."]}))
-    with pytest.raises(ReviewError, match=r"rows \[1\] of 'text' are empty"):
-        check_reviews(pd.DataFrame({"text": ["Good.", "   "]}))
-    with pytest.raises(ReviewError, match=r"rows \[0\] of 'text' are not strings"):
-        check_reviews(pd.DataFrame({"text": [None, "Bad."]}))

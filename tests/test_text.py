@@ -9,6 +9,7 @@ from imdb_sentiment.text import (
     pad,
     save_encoder,
     tokenize,
+    word_ids,
 )
 
 
@@ -44,7 +45,7 @@ def test_vocabulary_is_smaller_when_there_are_fewer_words():
 
 def test_encode_maps_unknown_words_to_oov_id():
     vocabulary = ["", "[UNK]", "good", "bad"]
-    assert encode([["good", "unseen", "bad"], []], vocabulary) == [[2, 1, 3], []]
+    assert encode([["good", "unseen", "bad"], []], word_ids(vocabulary)) == [[2, 1, 3], []]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,66 @@
+"""The raw-text classifier: its fast path for requests gives what Keras' predict gives, to the
+last digit, and bad input is a clear error."""
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imdb_sentiment import classifier
+from imdb_sentiment.classifier import ReviewClassifier
+from imdb_sentiment.modeling import build_model
+from imdb_sentiment.text import ReviewEncoder, build_vocabulary, tokenize
+from tests.conftest import synthetic_review
+
+
+@pytest.fixture(scope="module")
+def review_classifier() -> ReviewClassifier:
+    import keras
+
+    rng = random.Random(0)
+    reviews = [synthetic_review(rng, positive=i % 2 == 0) for i in range(50)]
+    vocabulary = build_vocabulary([tokenize(review) for review in reviews], num_words=40)
+    encoder = ReviewEncoder(tuple(vocabulary), 16, "pre", "pre", drop_stop_words=False)
+    keras.utils.set_random_seed(0)
+    # Dropout, so that a call in training mode would give other numbers.
+    model = build_model("gru", 40, 16, 8, 2, 8, 0.5, 8, 0.5)
+    # Weights away from the initializers', so that the probabilities spread.
+    model.set_weights([np.random.default_rng(1).normal(size=w.shape) for w in model.get_weights()])
+    return ReviewClassifier(model, encoder)
+
+
+@pytest.mark.parametrize("reviews", [1, 7, 64, classifier.PREDICT_BATCH + 5])
+def test_requests_of_any_size_get_exactly_what_keras_predict_gives(review_classifier, reviews):
+    rng = random.Random(reviews)
+    texts = [synthetic_review(rng, positive=rng.random() < 0.5) for _ in range(reviews)]
+    token_ids = review_classifier.encoder.encode(texts)
+    expected = review_classifier.keras_model.predict(token_ids, batch_size=1024, verbose=0)
+    predicted = review_classifier.predict(pd.DataFrame({"text": texts}))
+    np.testing.assert_array_equal(predicted["probability"].to_numpy(), expected.ravel())
+    if reviews > 1:  # Not a constant that would hide a mismatch.
+        assert predicted["probability"].std() > 0.01
+
+
+def test_a_request_is_served_by_the_compiled_call_not_keras_predict(review_classifier, monkeypatch):
+    def no_predict(*args, **kwargs):
+        raise AssertionError("Keras' predict ran for a one-review request")
+
+    monkeypatch.setattr(review_classifier.keras_model, "predict", no_predict)
+    assert len(review_classifier.predict(pd.DataFrame({"text": ["A great film."]}))) == 1
+
+
+def test_the_model_input_needs_a_text_column_of_non_empty_strings():
+    check = classifier.check_reviews
+    assert check(pd.DataFrame({"text": ["Good.", "Bad."]})) == ["Good.", "Bad."]
+    with pytest.raises(
+        classifier.ReviewError, match=r"a 'text' column .* got columns \['review'\]"
+    ):
+        check(pd.DataFrame({"review": ["Good."]}))
+    with pytest.raises(classifier.ReviewError, match=r"rows \[1\] of 'text' are empty"):
+        check(pd.DataFrame({"text": ["Good.", "   "]}))
+    with pytest.raises(classifier.ReviewError, match=r"rows \[0\] of 'text' are not strings"):
+        check(pd.DataFrame({"text": [None, "Bad."]}))
+    with pytest.raises(classifier.ReviewError, match="3 reviews in one request; at most 2: split"):
+        check(pd.DataFrame({"text": ["Good."] * 3}), max_reviews=2)
+    assert len(check(pd.DataFrame({"text": ["Good."] * 3}))) == 3  # No limit unless given.
