@@ -25,7 +25,7 @@ OUT_OF_VOCABULARY_ID = 1
 
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # Letters, digits and inner apostrophes make words ("don't"); everything else separates them.
-_NOT_WORD = re.compile(r"[^\w']+")
+_WORD = re.compile(r"[\w']+")
 
 # Words that carry a verdict's direction or strength ("not good", "too long", "very good") stay,
 # though scikit-learn lists them as stop words.
@@ -72,7 +72,7 @@ def tokenize(review: str, drop_stop_words: bool = False) -> list[str]:
     Args:
         drop_stop_words: Also drop the words of ``STOP_WORDS``.
     """
-    words = _NOT_WORD.sub(" ", _LINE_BREAK.sub(" ", review.lower())).split()
+    words = _WORD.findall(_LINE_BREAK.sub(" ", review.lower()))
     stripped = (word.strip("'_") for word in words)
     if drop_stop_words:
         return [word for word in stripped if word and word not in STOP_WORDS]
