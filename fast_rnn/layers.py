@@ -16,7 +16,7 @@ Same weights, same config, same outputs and gradients as Keras' own layers
 subclasses the Keras layer, keeps its cell and weights, and replaces only ``inner_loop``. Input
 dropout in Keras' loop uses one mask per sequence for all time steps, so applying it before the
 projection is the same computation. Keras' own loop runs instead where the kernels do not
-apply (recurrent dropout, masking, ``go_backwards``, ``unroll``, activations other than the
+apply (recurrent dropout, masking, ``unroll``, activations other than the
 defaults, GRU with ``reset_after=False``, a dtype other than float32) or cannot be built (a
 machine without a compiler, which gets one warning).
 
@@ -44,7 +44,6 @@ class _FusedLoop:
             mask is None
             and self.compute_dtype == "float32"
             and not cell.recurrent_dropout
-            and not self.go_backwards
             and not self.unroll
             and cell.activation is keras.activations.tanh
             and getattr(cell, "recurrent_activation", keras.activations.sigmoid)
@@ -65,7 +64,12 @@ class _FusedLoop:
             # Keras' own loop uses one mask per sequence for every time step (RNN.call prepares
             # it, cached on the cell until the call ends).
             sequences = sequences * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
-        projected = ops.matmul(tf.transpose(sequences, [1, 0, 2]), cell.kernel)
+        time_major = tf.transpose(sequences, [1, 0, 2])
+        if self.go_backwards:
+            # Keras' loop reads the sequence from its end and returns the outputs in the order
+            # it computed them (keras.layers.Bidirectional flips them back).
+            time_major = tf.reverse(time_major, [0])
+        projected = ops.matmul(time_major, cell.kernel)
         input_bias = self._input_bias()
         return projected if input_bias is None else projected + input_bias
 

@@ -29,6 +29,7 @@ def build_model(
     dense_units: int,
     dense_dropout: float,
     recurrent_implementation: str = "fused",
+    bidirectional: bool = False,
 ) -> keras.Model:
     """The seed's architecture: Embedding, stacked recurrent layers, Dense, Dropout, ReLU, and a
     sigmoid output giving the probability that a review is positive.
@@ -41,6 +42,9 @@ def build_model(
         dropout: Dropout on the inputs of each recurrent layer.
         recurrent_implementation: ``fused`` (``fast_rnn``'s layers, each layer's time loop in
             one C++ op) or ``keras`` (Keras' own layers, cuDNN on a GPU).
+        bidirectional: Each recurrent layer reads the review both ways (Keras'
+            ``Bidirectional``, ``units`` per direction, outputs concatenated), so the state the
+            classifier sees has read the review's beginning as recently as its end.
 
     Returns:
         An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
@@ -59,12 +63,15 @@ def build_model(
     x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
     for index in range(recurrent_layers):
         # Every layer but the last passes its whole sequence on to the next one.
-        x = recurrent_layer(
+        layer = recurrent_layer(
             units,
             dropout=dropout,
             return_sequences=index < recurrent_layers - 1,
             name=f"{cell}_{index + 1}",
-        )(x)
+        )
+        if bidirectional:
+            layer = layers.Bidirectional(layer, name=f"bidirectional_{cell}_{index + 1}")
+        x = layer(x)
     x = layers.Dense(dense_units, name="dense")(x)
     x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
     x = layers.ReLU(name="relu")(x)

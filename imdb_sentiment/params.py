@@ -79,6 +79,7 @@ class Hyperparameters(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)]
     early_stopping_patience: PositiveInt
     recurrent_implementation: Literal["fused", "keras"]
+    bidirectional: bool
     steps_per_execution: PositiveInt
     distribution: Literal["none", "mirrored", "multi_worker"]
     op_determinism: bool
@@ -113,6 +114,7 @@ class ModelOverrides(_Section):
     learning_rate: Annotated[float, Field(gt=0.0)] | None = None
     early_stopping_patience: PositiveInt | None = None
     recurrent_implementation: Literal["fused", "keras"] | None = None
+    bidirectional: bool | None = None
     steps_per_execution: PositiveInt | None = None
     distribution: Literal["none", "mirrored", "multi_worker"] | None = None
     op_determinism: bool | None = None

@@ -88,3 +88,9 @@ def evaluation_predictions(name: str, seed: int) -> Path:
     """Every test review's label, predicted label and probability: the report's paired
     statistics and DVC's confusion-matrix plot. Cached by DVC rather than kept in git."""
     return REPORTS_DIR / "evaluate" / _run_folder(name, seed) / "predictions.csv"
+
+
+def sweep_files(key: str) -> dict[str, Path]:
+    """The table (csv, md) and figure (png) of a sweep of the params key ``key``; written by
+    ``python -m imdb_sentiment.sweep``, not by a DVC stage."""
+    return {suffix: REPORTS_DIR / "sweeps" / f"{key}.{suffix}" for suffix in ("csv", "md", "png")}

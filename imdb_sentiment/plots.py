@@ -96,6 +96,28 @@ def accuracy_intervals(table: pd.DataFrame, runs: pd.DataFrame) -> Figure:
     return figure
 
 
+def sweep(table: pd.DataFrame, key: str) -> Figure:
+    """Test accuracy and training time against a swept param, one line per model."""
+    figure, (accuracy_axes, time_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, (model, points) in enumerate(table.groupby("model", sort=False)):
+        points = points.sort_values(key)
+        accuracy_axes.plot(points[key], points["test_accuracy"], "-o", color=f"C{index}",
+                           label=f"{model} test")  # fmt: skip
+        accuracy_axes.plot(points[key], points["val_accuracy"], ":s", color=f"C{index}",
+                           alpha=0.6, markersize=4, label=f"{model} validation")  # fmt: skip
+        time_axes.plot(points[key], points["training_seconds"] / 60, "-o", color=f"C{index}",
+                       label=model)  # fmt: skip
+    for axes, label in ((accuracy_axes, "accuracy"), (time_axes, "training time (minutes)")):
+        axes.set_xlabel(key)
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+    accuracy_axes.set_title(f"Accuracy against {key}")
+    time_axes.set_title(f"Training time against {key}")
+    figure.tight_layout()
+    return figure
+
+
 def confusion_matrix(matrix: list[list[int]], title: str) -> Figure:
     """A 2x2 confusion matrix with counts; rows are actual labels, columns predicted."""
     figure, axes = plt.subplots(figsize=(4, 3.6))

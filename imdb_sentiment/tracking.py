@@ -349,6 +349,21 @@ def log_comparison(table: pd.DataFrame, files: list[Path]) -> None:
         mlflow.log_artifact(str(path))
 
 
+def finished_training_runs(experiment_name: str) -> pd.DataFrame:
+    """Every training run of the experiment that ended FINISHED, newest first: one row each,
+    with columns ``run_id``, ``start_time``, ``params.<key>``, ``metrics.<key>``, ``tags.<key>``
+    (empty when the experiment does not exist yet)."""
+    mlflow.set_tracking_uri(tracking_uri())
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return pd.DataFrame()
+    return mlflow.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.pipeline_stage = 'train' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+
+
 # The logged model ----------------------------------------------------------------------------
 
 # MLflow builds the logged model by running this file (its "models from code"), rather than

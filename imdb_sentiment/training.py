@@ -120,6 +120,7 @@ def train_model(
             dense_units=params.dense_units,
             dense_dropout=params.dense_dropout,
             recurrent_implementation=params.recurrent_implementation,
+            bidirectional=params.bidirectional,
         )
         compile_model(model, params.learning_rate, params.steps_per_execution)
     early_stopping = keras.callbacks.EarlyStopping(

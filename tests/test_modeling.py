@@ -30,6 +30,35 @@ def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell, im
     assert recurrent[0].return_sequences and not recurrent[1].return_sequences
 
 
+@pytest.mark.parametrize("cell", sorted(fast_rnn.layers.LAYERS))
+def test_a_bidirectional_model_reads_both_ways_with_the_kernels_and_reloads(cell, tmp_path):
+    model = build_model(
+        cell,
+        100,
+        12,
+        8,
+        recurrent_layers=2,
+        units=4,
+        dropout=0.5,
+        dense_units=6,
+        dense_dropout=0.5,
+        bidirectional=True,
+    )
+    wrappers = [model.get_layer(f"bidirectional_{cell}_{index}") for index in (1, 2)]
+    for wrapper in wrappers:
+        assert type(wrapper.forward_layer) is fast_rnn.layers.LAYERS[cell]
+        assert type(wrapper.backward_layer) is fast_rnn.layers.LAYERS[cell]
+        assert wrapper.backward_layer.go_backwards
+    # units per direction, concatenated
+    assert wrappers[0].output.shape == (None, 12, 8) and wrappers[1].output.shape == (None, 8)
+    reviews = np.random.default_rng(0).integers(0, 100, size=(5, 12), dtype=np.int32)
+    model.save(tmp_path / "model.keras")
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "model.keras").predict(reviews, verbose=0),
+        model.predict(reviews, verbose=0),
+    )
+
+
 def test_one_recurrent_layer_is_allowed():
     model = build_model(
         "gru", 50, 10, 4, recurrent_layers=1, units=3, dropout=0.0, dense_units=2, dense_dropout=0.0

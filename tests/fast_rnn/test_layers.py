@@ -98,13 +98,51 @@ def test_same_from_a_given_initial_state(cell, fused_calls):
         ("lstm", {"recurrent_dropout": 0.3}),
         ("gru", {"recurrent_dropout": 0.3}),
         ("gru", {"reset_after": False}),
-        ("lstm", {"go_backwards": True}),
     ],
 )
 def test_what_the_kernels_do_not_compute_runs_in_keras_loop(cell, options, fused_calls):
     theirs, ours = _pair(cell, return_sequences=True, **options)
     _assert_same(theirs, ours, training=False)
     assert not fused_calls
+
+
+@pytest.mark.parametrize("cell", KERAS_LAYERS)
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_same_reading_the_sequence_backwards(cell, return_sequences, fused_calls):
+    theirs, ours = _pair(cell, go_backwards=True, return_sequences=return_sequences)
+    _assert_same(theirs, ours, training=False)
+    assert fused_calls == [ours._cell_ops]
+
+
+def _bidirectional_pair(cell, return_sequences):
+    """keras.layers.Bidirectional around Keras' layer and around ours, with the same weights."""
+    pair = {}
+    for kind, classes in (("theirs", KERAS_LAYERS), ("ours", LAYERS)):
+        keras.utils.set_random_seed(0)
+        layer = classes[cell](4, dropout=0.5, return_sequences=return_sequences)
+        pair[kind] = keras.layers.Bidirectional(layer, merge_mode="concat")
+        pair[kind].build(SEQUENCES.shape)
+    weights = [
+        np.random.default_rng(1).normal(size=w.shape) * 0.5 for w in pair["theirs"].get_weights()
+    ]
+    pair["theirs"].set_weights(weights)
+    pair["ours"].set_weights(weights)
+    return pair["theirs"], pair["ours"]
+
+
+@pytest.mark.parametrize("cell", KERAS_LAYERS)
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_computes_what_keras_bidirectional_computes(
+    cell, training, return_sequences, fused_calls
+):
+    theirs, ours = _bidirectional_pair(cell, return_sequences)
+    expected = _stack_outputs_and_gradients([theirs], training)
+    actual = _stack_outputs_and_gradients([ours], training)
+    for expected_value, actual_value in zip(expected, actual, strict=True):
+        np.testing.assert_allclose(actual_value, expected_value, rtol=1e-4, atol=1e-5)
+    # Both directions ran in the kernels (the op is traced once per direction).
+    assert len(fused_calls) == 2
 
 
 @pytest.mark.parametrize("cell", KERAS_LAYERS)

@@ -1,0 +1,134 @@
+"""One param swept over values, as MLflow recorded it: each model's validation and test
+accuracy and training time at each value, as a table and a figure.
+
+    for n in 80 160 320 500; do dvc exp run --queue -n maxlen-$n -S data.maxlen=$n; done
+    dvc queue start
+    python -m imdb_sentiment.sweep data.maxlen 80 160 320 500
+
+A point of the sweep is the newest finished training run (with its evaluation) whose params
+are exactly the current params.yaml's for that model and seed, but for the swept key: runs of
+another recipe never mix in. Writes reports/sweeps/<key>.csv, .md and .png, and lists what has
+not been run yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pandas as pd
+import yaml
+
+from imdb_sentiment import paths, plots, tracking
+from imdb_sentiment.cli import StageError, run_stage
+from imdb_sentiment.dataset import SHAPING_DATA_PARAMS
+from imdb_sentiment.files import write_text
+from imdb_sentiment.params import Params, load_params, parse_params
+
+logger = logging.getLogger(__name__)
+
+# What the table shows of each run, by MLflow metric name.
+METRICS = {
+    "best_val_accuracy": "val_accuracy",
+    "test_accuracy": "test_accuracy",
+    "training_seconds": "training_seconds",
+    "epochs_run": "epochs_run",
+}
+
+
+def _with_value(params: Params, key: str, value: str) -> Params:
+    """The params with ``key`` (``data.<name>`` or ``train.<name>``) set to ``value``, validated."""
+    section, _, name = key.partition(".")
+    raw = params.model_dump()
+    if section not in ("data", "train") or name not in raw[section] or name == "seeds":
+        raise StageError(
+            f"{key}: only a key of the data or train section (not train.seeds) can be swept"
+        )
+    # As DVC reads a -S value: YAML, so "160" is a number and "true" a boolean.
+    raw[section][name] = yaml.safe_load(value)
+    return parse_params(raw)
+
+
+def expected_run_params(params: Params, model: str, seed: int) -> dict[str, str]:
+    """The params a training run of ``model`` and ``seed`` logs, as MLflow stores them."""
+    data = params.data.model_dump(include=set(SHAPING_DATA_PARAMS))
+    logged = {**params.model(model, seed).model_dump(), **{f"data_{k}": v for k, v in data.items()}}
+    return {key: str(value) for key, value in logged.items()}
+
+
+def _newest_run(runs: pd.DataFrame, expected: dict[str, str]) -> pd.Series | None:
+    """The first of ``runs`` (newest first) with exactly ``expected`` params and every metric
+    of :data:`METRICS` (its evaluation ran), or None."""
+    columns = [f"params.{name}" for name in expected]
+    if runs.empty or not set(columns) <= set(runs.columns):
+        return None
+    matches = runs[(runs[columns] == pd.Series(expected.values(), index=columns)).all(axis=1)]
+    matches = matches.dropna(subset=[f"metrics.{metric}" for metric in METRICS])
+    return None if matches.empty else matches.iloc[0]
+
+
+def sweep_table(runs: pd.DataFrame, params: Params, key: str, values: list[str]) -> pd.DataFrame:
+    """One row per value and model: the mean over the seeds found of each of :data:`METRICS`,
+    how many of ``train.seeds`` were found, and their run ids."""
+    section, _, name = key.partition(".")
+    rows = []
+    for value in values:
+        swept = _with_value(params, key, value)
+        for model in params.models:
+            found = [
+                run
+                for seed in params.train.seeds
+                if (run := _newest_run(runs, expected_run_params(swept, model, seed))) is not None
+            ]
+            row = {key: getattr(getattr(swept, section), name), "model": model, "seeds": len(found)}
+            for metric, column in METRICS.items():
+                values_found = [float(run[f"metrics.{metric}"]) for run in found]
+                row[column] = sum(values_found) / len(found) if found else float("nan")
+            row["mlflow_run_ids"] = " ".join(run["run_id"] for run in found)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def as_markdown(table: pd.DataFrame) -> str:
+    """The table for a terminal or a page: accuracies to 4 digits, seconds whole."""
+    shown = table.drop(columns=["mlflow_run_ids"]).astype(object)
+    for column, form in {
+        "val_accuracy": "{:.4f}",
+        "test_accuracy": "{:.4f}",
+        "training_seconds": "{:.0f}",
+        "epochs_run": "{:g}",
+    }.items():
+        shown[column] = table[column].map(lambda x, form=form: "" if pd.isna(x) else form.format(x))
+    return shown.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2:
+        raise StageError(
+            "usage: python -m imdb_sentiment.sweep <key, e.g. data.maxlen> <value> <value> ..."
+        )
+    key, values = argv[0], argv[1:]
+    params = load_params(paths.PARAMS_FILE)
+    runs = tracking.finished_training_runs(params.mlflow.experiment_name)
+    table = sweep_table(runs, params, key, values)
+    missing = [str(value) for value in table.loc[table["seeds"] == 0, key].unique()]
+    commands = [f"dvc exp run --queue -S {key}={value}" for value in missing]
+    if len(missing) == len(values):
+        raise StageError(
+            f"no finished training run of the current params.yaml with {key} at "
+            f"{', '.join(values)}; run them first: {'; '.join(commands)}; dvc queue start"
+        )
+    files = paths.sweep_files(key)
+    write_text(files["csv"], table.to_csv(index=False))
+    write_text(files["md"], as_markdown(table))
+    plots.save_figure(plots.sweep(table, key), files["png"])
+    sys.stdout.write(as_markdown(table))
+    logger.info(
+        "Wrote %s, %s and %s", *(path.relative_to(paths.PROJECT_ROOT) for path in files.values())
+    )
+    if missing:
+        logger.warning("Not run yet with the current params.yaml: %s", "; ".join(commands))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_stage(main, uses_tensorflow=False))
