@@ -30,6 +30,7 @@ def build_model(
     dense_dropout: float,
     recurrent_implementation: str = "fused",
     bidirectional: bool = False,
+    pooling: str = "last",
 ) -> keras.Model:
     """The seed's architecture: Embedding, stacked recurrent layers, Dense, Dropout, ReLU, and a
     sigmoid output giving the probability that a review is positive.
@@ -45,6 +46,9 @@ def build_model(
         bidirectional: Each recurrent layer reads the review both ways (Keras'
             ``Bidirectional``, ``units`` per direction, outputs concatenated), so the state the
             classifier sees has read the review's beginning as recently as its end.
+        pooling: What the dense layers read of the last recurrent layer: ``last``, its final
+            state (the seed's), or ``max``, each unit's largest output over all tokens, so
+            that a telling phrase counts wherever it is in a long review.
 
     Returns:
         An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
@@ -66,12 +70,16 @@ def build_model(
         layer = recurrent_layer(
             units,
             dropout=dropout,
-            return_sequences=index < recurrent_layers - 1,
+            return_sequences=index < recurrent_layers - 1 or pooling == "max",
             name=f"{cell}_{index + 1}",
         )
         if bidirectional:
             layer = layers.Bidirectional(layer, name=f"bidirectional_{cell}_{index + 1}")
         x = layer(x)
+    if pooling == "max":
+        x = layers.GlobalMaxPooling1D(name="max_over_tokens")(x)
+    elif pooling != "last":
+        raise ValueError(f"unknown pooling {pooling!r}; choose last or max")
     x = layers.Dense(dense_units, name="dense")(x)
     x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
     x = layers.ReLU(name="relu")(x)

@@ -80,6 +80,7 @@ class Hyperparameters(_Section):
     early_stopping_patience: PositiveInt
     recurrent_implementation: Literal["fused", "keras"]
     bidirectional: bool
+    pooling: Literal["last", "max"]
     steps_per_execution: PositiveInt
     distribution: Literal["none", "mirrored", "multi_worker"]
     op_determinism: bool
@@ -115,6 +116,7 @@ class ModelOverrides(_Section):
     early_stopping_patience: PositiveInt | None = None
     recurrent_implementation: Literal["fused", "keras"] | None = None
     bidirectional: bool | None = None
+    pooling: Literal["last", "max"] | None = None
     steps_per_execution: PositiveInt | None = None
     distribution: Literal["none", "mirrored", "multi_worker"] | None = None
     op_determinism: bool | None = None

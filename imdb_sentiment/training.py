@@ -121,6 +121,7 @@ def train_model(
             dense_dropout=params.dense_dropout,
             recurrent_implementation=params.recurrent_implementation,
             bidirectional=params.bidirectional,
+            pooling=params.pooling,
         )
         compile_model(model, params.learning_rate, params.steps_per_execution)
     early_stopping = keras.callbacks.EarlyStopping(

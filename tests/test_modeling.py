@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -57,6 +58,21 @@ def test_a_bidirectional_model_reads_both_ways_with_the_kernels_and_reloads(cell
         load_model(tmp_path / "model.keras").predict(reviews, verbose=0),
         model.predict(reviews, verbose=0),
     )
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_max_pooling_reads_every_token_of_the_last_layer(bidirectional):
+    model = build_model(
+        "lstm", 100, 12, 8, recurrent_layers=2, units=4, dropout=0.0, dense_units=6,
+        dense_dropout=0.0, bidirectional=bidirectional, pooling="max",
+    )  # fmt: skip
+    pooled = model.get_layer("max_over_tokens")
+    assert pooled.input.shape == (None, 12, 8 if bidirectional else 4)
+    # Each unit's largest output over the tokens of the last recurrent layer.
+    inside = keras.Model(model.input, [pooled.input, pooled.output])
+    reviews = np.random.default_rng(0).integers(1, 100, size=(3, 12), dtype=np.int32)
+    sequence, maxima = inside(reviews)
+    np.testing.assert_array_equal(maxima, np.max(sequence, axis=1))
 
 
 def test_one_recurrent_layer_is_allowed():
