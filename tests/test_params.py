@@ -1,6 +1,7 @@
 import copy
 
 import pytest
+import yaml
 
 from imdb_sentiment.params import ParamsError, load_params, parse_params
 from imdb_sentiment.paths import PARAMS_FILE
@@ -95,3 +96,31 @@ def test_a_file_that_is_not_yaml_is_a_clear_error(tmp_path):
     bad.write_text("data: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+def _make_variable(name: str) -> str:
+    """A variable of the Makefile, its continuation lines joined."""
+    makefile = (PARAMS_FILE.parent / "Makefile").read_text().replace("\\\n", " ")
+    return next(
+        line.split(":=", 1)[1] for line in makefile.splitlines() if line.startswith(f"{name} :=")
+    )
+
+
+def test_the_long_review_profile_is_valid_on_the_projects_params():
+    # `make long-reviews` passes these -S values to dvc exp run: a misspelt key or a bad value
+    # would fail there, after the user waited for it.
+    raw = yaml.safe_load(PARAMS_FILE.read_text())
+    settings = _make_variable("LONG_REVIEWS").split()
+    assert settings[::2] == ["-S"] * (len(settings) // 2)
+    for setting in settings[1::2]:
+        key, value = setting.split("=")
+        *sections, name = key.split(".")
+        section = raw
+        for part in sections:
+            section = section[part]
+        section[name] = yaml.safe_load(value)
+    params = parse_params(raw)
+    for model in params.models:
+        assert params.model(model).bidirectional
+        assert params.model(model).pooling == "max"
+    assert params.data.maxlen == 400
