@@ -33,19 +33,23 @@ def fused_calls(monkeypatch):
     return calls
 
 
-def _pair(cell, seed=0, **options):
-    """A Keras layer and ours with the same weights and the same dropout seed."""
-    keras.utils.set_random_seed(seed)
-    theirs = KERAS_LAYERS[cell](4, **options)
-    theirs.build(SEQUENCES.shape)
-    keras.utils.set_random_seed(seed)
-    ours = LAYERS[cell](4, **options)
-    ours.build(SEQUENCES.shape)
+def _pair(cell, seed=0, bidirectional=False, **options):
+    """A Keras layer and ours (each in Keras' Bidirectional if asked) with the same weights and
+    the same dropout seed."""
+    pair = []
+    for classes in (KERAS_LAYERS, LAYERS):
+        keras.utils.set_random_seed(seed)
+        layer = classes[cell](4, **options)
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer, merge_mode="concat")
+        layer.build(SEQUENCES.shape)
+        pair.append(layer)
     # Random, not the initializers' zeros: biases and states must matter in the comparison.
-    weights = [np.random.default_rng(1).normal(size=w.shape) * 0.5 for w in theirs.get_weights()]
-    theirs.set_weights(weights)
-    ours.set_weights(weights)
-    return theirs, ours
+    rng = np.random.default_rng(1)
+    weights = [rng.normal(size=w.shape) * 0.5 for w in pair[0].get_weights()]
+    for layer in pair:
+        layer.set_weights(weights)
+    return tuple(pair)
 
 
 def _outputs_and_gradients(layer, training, initial_state=None):
@@ -114,29 +118,13 @@ def test_same_reading_the_sequence_backwards(cell, return_sequences, fused_calls
     assert fused_calls == [ours._cell_ops]
 
 
-def _bidirectional_pair(cell, return_sequences):
-    """keras.layers.Bidirectional around Keras' layer and around ours, with the same weights."""
-    pair = {}
-    for kind, classes in (("theirs", KERAS_LAYERS), ("ours", LAYERS)):
-        keras.utils.set_random_seed(0)
-        layer = classes[cell](4, dropout=0.5, return_sequences=return_sequences)
-        pair[kind] = keras.layers.Bidirectional(layer, merge_mode="concat")
-        pair[kind].build(SEQUENCES.shape)
-    weights = [
-        np.random.default_rng(1).normal(size=w.shape) * 0.5 for w in pair["theirs"].get_weights()
-    ]
-    pair["theirs"].set_weights(weights)
-    pair["ours"].set_weights(weights)
-    return pair["theirs"], pair["ours"]
-
-
 @pytest.mark.parametrize("cell", KERAS_LAYERS)
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_bidirectional_computes_what_keras_bidirectional_computes(
     cell, training, return_sequences, fused_calls
 ):
-    theirs, ours = _bidirectional_pair(cell, return_sequences)
+    theirs, ours = _pair(cell, bidirectional=True, dropout=0.5, return_sequences=return_sequences)
     expected = _stack_outputs_and_gradients([theirs], training)
     actual = _stack_outputs_and_gradients([ours], training)
     for expected_value, actual_value in zip(expected, actual, strict=True):
