@@ -9,6 +9,23 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 
+# `dvc exp run --queue` and `--temp` run the stages in a copy of the project under this folder
+# and delete it afterwards.
+DVC_EXPERIMENT_COPIES = Path(".dvc") / "tmp" / "exps"
+
+
+def users_project(project_root: Path | None = None) -> Path:
+    """The project the user works in: ``project_root`` (by default this one), or, in a DVC
+    experiment's temporary copy, the project it was copied from. What lives beside the project
+    (the MLflow store, a local copy of the data given by a relative path) is found from here."""
+    parts = (project_root or PROJECT_ROOT).parts
+    marker = DVC_EXPERIMENT_COPIES.parts
+    for index in range(len(parts) - len(marker) + 1):
+        if parts[index : index + len(marker)] == marker:
+            return Path(*parts[:index])
+    return project_root or PROJECT_ROOT
+
+
 # The downloaded archive, kept compressed: prepare streams the reviews out of it.
 ARCHIVE = PROJECT_ROOT / "data" / "raw" / "aclImdb.tar.gz"
 

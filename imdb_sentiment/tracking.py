@@ -30,7 +30,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 import fast_rnn
 import imdb_sentiment
-from imdb_sentiment import plots
+from imdb_sentiment import paths, plots
 from imdb_sentiment.classifier import (
     EXAMPLE_REVIEWS,
     MAX_REVIEWS_PER_REQUEST,
@@ -39,34 +39,18 @@ from imdb_sentiment.classifier import (
     ReviewError,
 )
 from imdb_sentiment.cli import StageError, verbose
-from imdb_sentiment.paths import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
-
-# `dvc exp run --queue` and `--temp` run the stages in a copy of the project under this folder
-# and delete it afterwards: a store that followed the copy would be lost with it.
-_DVC_EXPERIMENT_COPIES = Path(".dvc") / "tmp" / "exps"
 
 
 class TrackingError(StageError):
     """The tracking store cannot be used; the message says which store and what to do."""
 
 
-def store_root(project_root: Path = PROJECT_ROOT) -> Path:
-    """The project whose MLflow store is used: ``project_root``, or the project that a DVC
-    experiment's temporary copy was made from."""
-    parts = project_root.parts
-    marker = _DVC_EXPERIMENT_COPIES.parts
-    for index in range(len(parts) - len(marker) + 1):
-        if parts[index : index + len(marker)] == marker:
-            return Path(*parts[:index])
-    return project_root
-
-
 def default_tracking_uri() -> str:
     """The SQLite store that ``mlflow ui`` opens when it is started in the project root
     (MLflow's default, resolved from the project root, not the cwd)."""
-    return f"sqlite:///{store_root() / 'mlflow.db'}"
+    return f"sqlite:///{paths.users_project() / 'mlflow.db'}"
 
 
 def tracking_uri() -> str:
@@ -79,7 +63,7 @@ def _local_artifact_location(experiment_name: str) -> str | None:
     # tell whether the user chose the store: its value does.
     if tracking_uri() != default_tracking_uri():
         return None  # A server or a store the user configured knows its own artifact root.
-    return (store_root() / "mlartifacts" / experiment_name).as_uri()
+    return (paths.users_project() / "mlartifacts" / experiment_name).as_uri()
 
 
 def _experiment_id(experiment_name: str) -> str:
@@ -87,7 +71,7 @@ def _experiment_id(experiment_name: str) -> str:
     # Two stages starting at once (`dvc queue start -j 2`) would both create the SQLite
     # tables, or the experiment, and one would fail: the first to come does it alone.
     lock = (
-        FileLock(store_root() / "mlflow.db.lock")
+        FileLock(paths.users_project() / "mlflow.db.lock")
         if tracking_uri() == default_tracking_uri()
         else nullcontext()
     )
@@ -116,7 +100,7 @@ def _experiment_id(experiment_name: str) -> str:
 def _git(*args: str) -> str | None:
     try:
         result = subprocess.run(
-            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            ["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True, text=True, check=True
         )
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -20,14 +20,16 @@ logger = logging.getLogger(__name__)
 
 def main(argv: list[str]) -> None:
     params = load_params(paths.PARAMS_FILE).data
-    local_copy = params.local_copy and local_path(params.local_copy, paths.PROJECT_ROOT)
+    # A relative path starts at the user's project, also from a `dvc exp run --queue` copy.
+    base = paths.users_project()
+    local_copy = params.local_copy and local_path(params.local_copy, base)
     if local_copy and local_copy.is_file():
         logger.info("Using the local copy %s instead of downloading %s", local_copy, params.url)
         fetch(local_copy.as_uri(), paths.ARCHIVE, params.local_copy_sha256)
     else:
         if local_copy:
             logger.info("No local copy at %s; downloading %s", local_copy, params.url)
-        fetch(as_url(params.url, paths.PROJECT_ROOT), paths.ARCHIVE, params.sha256)
+        fetch(as_url(params.url, base), paths.ARCHIVE, params.sha256)
     logger.info("Wrote %s (sha256 verified)", paths.ARCHIVE.relative_to(paths.PROJECT_ROOT))
 
 

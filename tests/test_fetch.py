@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import yaml
 
 from imdb_sentiment.cli import StageError
 from imdb_sentiment.fetch import as_url, fetch, local_path
+from tests.conftest import tiny_params
 
 
 def test_fetch_copies_a_local_file_url_when_its_checksum_matches(tiny_archive, tmp_path):
@@ -175,3 +177,26 @@ def test_an_interrupted_download_leaves_no_partial_file(server, tiny_archive, tm
     assert downloader.wait(timeout=30) != 0
     assert b"KeyboardInterrupt" in downloader.stderr.read()
     assert list(destination.parent.iterdir()) == []
+
+
+def test_a_relative_local_copy_is_found_from_a_dvc_experiment_copy(
+    tiny_archive, tmp_path, monkeypatch
+):
+    # `dvc exp run --queue` runs the stages in .dvc/tmp/exps/…: a path relative to the project
+    # (as ../shared/data/… in params.yaml) must still name the file beside the user's project.
+    from imdb_sentiment import paths
+    from stages import download
+
+    archive, sha256 = tiny_archive
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(archive, shared / "archive.tar.gz")
+    copy = tmp_path / "project" / ".dvc" / "tmp" / "exps" / "run" / "tmpabc123"
+    copy.mkdir(parents=True)
+    params = tiny_params(Path("../shared/archive.tar.gz"), sha256)
+    (copy / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setattr(paths, "PROJECT_ROOT", copy)
+    monkeypatch.setattr(paths, "PARAMS_FILE", copy / "params.yaml")
+    monkeypatch.setattr(paths, "ARCHIVE", copy / "data" / "raw" / "aclImdb.tar.gz")
+    download.main([])
+    assert hashlib.sha256(paths.ARCHIVE.read_bytes()).hexdigest() == sha256

@@ -4,7 +4,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from imdb_sentiment import tracking
+from imdb_sentiment import paths, tracking
 
 
 @pytest.fixture
@@ -23,13 +23,13 @@ def status_of_only_run(client):
 
 def test_a_dvc_experiment_copy_uses_the_store_of_the_project_it_was_copied_from():
     root = Path("/home/me/project")
-    assert tracking.store_root(root / ".dvc/tmp/exps/run/tmpabc123") == root
-    assert tracking.store_root(root) == root
+    assert paths.users_project(root / ".dvc/tmp/exps/run/tmpabc123") == root
+    assert paths.users_project(root) == root
 
 
 def test_default_store_is_mlflow_db_in_the_project_root(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    expected = f"sqlite:///{tracking.store_root() / 'mlflow.db'}"
+    expected = f"sqlite:///{paths.users_project() / 'mlflow.db'}"
     assert tracking.tracking_uri() == expected
     assert os.path.isabs(expected.removeprefix("sqlite:///"))
 
