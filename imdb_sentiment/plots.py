@@ -97,7 +97,8 @@ def accuracy_intervals(table: pd.DataFrame, runs: pd.DataFrame) -> Figure:
 
 
 def sweep(table: pd.DataFrame, key: str) -> Figure:
-    """Test accuracy and training time against a swept param, one line per model."""
+    """Validation and test accuracy, and training seconds per epoch, against a swept param, one
+    line per model."""
     figure, (accuracy_axes, time_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
     for index, (model, points) in enumerate(table.groupby("model", sort=False)):
         points = points.sort_values(key)
@@ -105,9 +106,9 @@ def sweep(table: pd.DataFrame, key: str) -> Figure:
                            label=f"{model} test")  # fmt: skip
         accuracy_axes.plot(points[key], points["val_accuracy"], ":s", color=f"C{index}",
                            alpha=0.6, markersize=4, label=f"{model} validation")  # fmt: skip
-        time_axes.plot(points[key], points["training_seconds"] / 60, "-o", color=f"C{index}",
+        time_axes.plot(points[key], points["seconds_per_epoch"], "-o", color=f"C{index}",
                        label=model)  # fmt: skip
-    for axes, label in ((accuracy_axes, "accuracy"), (time_axes, "training time (minutes)")):
+    for axes, label in ((accuracy_axes, "accuracy"), (time_axes, "training seconds per epoch")):
         axes.set_xlabel(key)
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)

@@ -84,6 +84,9 @@ def sweep_table(runs: pd.DataFrame, params: Params, key: str, values: list[str])
             for metric, column in METRICS.items():
                 values_found = [float(run[f"metrics.{metric}"]) for run in found]
                 row[column] = sum(values_found) / len(found) if found else float("nan")
+            # Early stopping ends runs after different numbers of epochs: per epoch, the time
+            # shows what the value costs.
+            row["seconds_per_epoch"] = row["training_seconds"] / row["epochs_run"]
             row["mlflow_run_ids"] = " ".join(run["run_id"] for run in found)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -96,6 +99,7 @@ def as_markdown(table: pd.DataFrame) -> str:
         "val_accuracy": "{:.4f}",
         "test_accuracy": "{:.4f}",
         "training_seconds": "{:.0f}",
+        "seconds_per_epoch": "{:.1f}",
         "epochs_run": "{:g}",
     }.items():
         shown[column] = table[column].map(lambda x, form=form: "" if pd.isna(x) else form.format(x))

@@ -53,6 +53,7 @@ def test_the_newest_run_of_the_recipe_per_seed_averaged(params):
     assert lstm_160["seeds"] == 2
     assert lstm_160["test_accuracy"] == pytest.approx(0.88)
     assert lstm_160["mlflow_run_ids"] == "newest seed2"
+    assert lstm_160["seconds_per_epoch"] == pytest.approx(16 / 4)
     assert table.loc[(80, "lstm"), "seeds"] == 1
     assert table.loc[(80, "gru"), "test_accuracy"] == pytest.approx(0.81)
     assert table.loc[(160, "gru"), "seeds"] == 0
