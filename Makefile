@@ -41,7 +41,7 @@ long-reviews: setup
 	dvc exp run --temp $(LONG_REVIEWS)
 
 # Every model at four review lengths, as queued experiments run one after another, then the
-# table and figure of test accuracy and training time against data.maxlen (about 40 minutes on
+# table and figure of test accuracy and training time against data.maxlen (about 30 minutes on
 # 2 cores; docs/long-reviews.md). A length trained before with these params is restored from
 # DVC's run-cache, not trained again.
 MAXLENS ?= 80 160 320 500
