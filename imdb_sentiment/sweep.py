@@ -1,7 +1,7 @@
 """One param swept over values, as MLflow recorded it: each model's validation and test
 accuracy and training time at each value, as a table and a figure.
 
-    for n in 80 160 320 500; do dvc exp run --queue -n maxlen-$n -S data.maxlen=$n; done
+    for n in 80 160 320 500; do dvc exp run --queue -S data.maxlen=$n; done
     dvc queue start
     python -m imdb_sentiment.sweep data.maxlen 80 160 320 500
 
@@ -51,9 +51,10 @@ def _with_value(params: Params, key: str, value: str) -> Params:
 
 def expected_run_params(params: Params, model: str, seed: int) -> dict[str, str]:
     """The params a training run of ``model`` and ``seed`` logs, as MLflow stores them."""
-    data = params.data.model_dump(include=set(SHAPING_DATA_PARAMS))
-    logged = {**params.model(model, seed).model_dump(), **{f"data_{k}": v for k, v in data.items()}}
-    return {key: str(value) for key, value in logged.items()}
+    return tracking.training_run_params(
+        params.model(model, seed).model_dump(),
+        params.data.model_dump(include=set(SHAPING_DATA_PARAMS)),
+    )
 
 
 def _newest_run(runs: pd.DataFrame, expected: dict[str, str]) -> pd.Series | None:

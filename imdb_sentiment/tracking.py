@@ -252,11 +252,18 @@ def run(
 # What the stages log -------------------------------------------------------------------------
 
 
+def training_run_params(params: dict, data_params: dict) -> dict[str, str]:
+    """A training run's params as MLflow stores them: every effective hyperparameter, and the
+    data params prefixed ``data_``, each as a string."""
+    logged = {**params, **{f"data_{key}": value for key, value in data_params.items()}}
+    return {key: str(value) for key, value in logged.items()}
+
+
 def log_training_inputs(params: dict, data_params: dict, splits: dict) -> None:
-    """A training run's params (every effective hyperparameter, and the data params prefixed
-    ``data_``) and its datasets: ``splits`` by context (``training``, ``validation``), each an
-    encoded split and the file it was read from."""
-    mlflow.log_params({**params, **{f"data_{key}": value for key, value in data_params.items()}})
+    """A training run's params (:func:`training_run_params`) and its datasets: ``splits`` by
+    context (``training``, ``validation``), each an encoded split and the file it was read
+    from."""
+    mlflow.log_params(training_run_params(params, data_params))
     for context, (split, path) in splits.items():
         log_dataset(split, path, context)
 
