@@ -73,8 +73,11 @@ def _assert_same(theirs, ours, **call):
 
 @pytest.mark.parametrize("cell", KERAS_LAYERS)
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_same_outputs_and_gradients_as_keras(cell, return_sequences, fused_calls):
-    theirs, ours = _pair(cell, return_sequences=return_sequences, return_state=True)
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_same_outputs_and_gradients_as_keras(cell, return_sequences, go_backwards, fused_calls):
+    theirs, ours = _pair(
+        cell, return_sequences=return_sequences, return_state=True, go_backwards=go_backwards
+    )
     _assert_same(theirs, ours, training=False)
     assert fused_calls == [ours._cell_ops]
 
@@ -108,14 +111,6 @@ def test_what_the_kernels_do_not_compute_runs_in_keras_loop(cell, options, fused
     theirs, ours = _pair(cell, return_sequences=True, **options)
     _assert_same(theirs, ours, training=False)
     assert not fused_calls
-
-
-@pytest.mark.parametrize("cell", KERAS_LAYERS)
-@pytest.mark.parametrize("return_sequences", [True, False])
-def test_same_reading_the_sequence_backwards(cell, return_sequences, fused_calls):
-    theirs, ours = _pair(cell, go_backwards=True, return_sequences=return_sequences)
-    _assert_same(theirs, ours, training=False)
-    assert fused_calls == [ours._cell_ops]
 
 
 @pytest.mark.parametrize("cell", KERAS_LAYERS)
