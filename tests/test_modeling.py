@@ -7,21 +7,19 @@ from imdb_sentiment.modeling import RECURRENT_LAYERS, build_model, load_model
 from tests.conftest import PROJECT_ROOT
 
 
+def small_model(cell, sequence_length, **options):
+    """A classifier small enough for a test: 100 words, embedding 8, two layers of 4 units."""
+    defaults = {
+        **{"vocabulary_size": 100, "embedding_dim": 8, "recurrent_layers": 2, "units": 4},
+        **{"dropout": 0.5, "dense_units": 6, "dense_dropout": 0.5},
+    }
+    return build_model(cell, sequence_length=sequence_length, **{**defaults, **options})
+
+
 @pytest.mark.parametrize("cell", sorted(fast_rnn.layers.LAYERS))
 @pytest.mark.parametrize("implementation", sorted(RECURRENT_LAYERS))
 def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell, implementation):
-    model = build_model(
-        cell,
-        vocabulary_size=100,
-        sequence_length=80,
-        embedding_dim=8,
-        recurrent_layers=2,
-        units=4,
-        dropout=0.5,
-        dense_units=6,
-        dense_dropout=0.5,
-        recurrent_implementation=implementation,
-    )
+    model = small_model(cell, 80, recurrent_implementation=implementation)
     reviews = np.random.default_rng(0).integers(0, 100, size=(5, 80), dtype=np.int32)
     probabilities = np.asarray(model(reviews, training=False))
     assert probabilities.shape == (5, 1)
@@ -33,18 +31,7 @@ def test_model_maps_a_batch_of_80_token_reviews_to_one_probability_each(cell, im
 
 @pytest.mark.parametrize("cell", sorted(fast_rnn.layers.LAYERS))
 def test_a_bidirectional_model_reads_both_ways_with_the_kernels_and_reloads(cell, tmp_path):
-    model = build_model(
-        cell,
-        100,
-        12,
-        8,
-        recurrent_layers=2,
-        units=4,
-        dropout=0.5,
-        dense_units=6,
-        dense_dropout=0.5,
-        bidirectional=True,
-    )
+    model = small_model(cell, 12, bidirectional=True)
     wrappers = [model.get_layer(f"bidirectional_{cell}_{index}") for index in (1, 2)]
     for wrapper in wrappers:
         assert type(wrapper.forward_layer) is fast_rnn.layers.LAYERS[cell]
@@ -62,10 +49,7 @@ def test_a_bidirectional_model_reads_both_ways_with_the_kernels_and_reloads(cell
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_max_pooling_reads_every_token_of_the_last_layer(bidirectional):
-    model = build_model(
-        "lstm", 100, 12, 8, recurrent_layers=2, units=4, dropout=0.0, dense_units=6,
-        dense_dropout=0.0, bidirectional=bidirectional, pooling="max",
-    )  # fmt: skip
+    model = small_model("lstm", 12, bidirectional=bidirectional, pooling="max", dropout=0.0)
     pooled = model.get_layer("max_over_tokens")
     assert pooled.input.shape == (None, 12, 8 if bidirectional else 4)
     # Each unit's largest output over the tokens of the last recurrent layer.
