@@ -85,6 +85,13 @@ async def drive(url: str, clients: int, bodies: list[bytes], batch: int, request
 
     latencies, errors, sent = [], 0, 0
 
+    async def post(session, body) -> bool:
+        async with session.post(
+            url, data=body, headers={"Content-Type": "application/json"}
+        ) as response:
+            answer = await response.read()
+        return response.status == 200 and len(json.loads(answer)["predictions"]) == batch
+
     async def client(session):
         nonlocal errors, sent
         while sent < requests:
@@ -92,22 +99,29 @@ async def drive(url: str, clients: int, bodies: list[bytes], batch: int, request
             sent += 1
             started = time.perf_counter()
             try:
-                async with session.post(
-                    url, data=body, headers={"Content-Type": "application/json"}
-                ) as response:
-                    answer = await response.read()
-                ok = response.status == 200 and len(json.loads(answer)["predictions"]) == batch
+                ok = await post(session, body)
             except (aiohttp.ClientError, ValueError, KeyError):
                 ok = False
             latencies.append(time.perf_counter() - started)
             errors += not ok
 
-    connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    # A client is one keep-alive connection, and a server worker keeps the connections it
+    # accepts. Opened all at once, they can all land on one worker; opened one after another
+    # (each with an untimed first request, before the clock starts), they spread over the
+    # workers as independent users' would.
+    sessions = [
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), timeout=timeout)
+        for _ in range(clients)
+    ]
+    try:
+        for session in sessions:
+            await post(session, bodies[0])
         started = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(clients)))
+        await asyncio.gather(*(client(session) for session in sessions))
         seconds = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(session.close() for session in sessions))
     milliseconds = sorted(1000 * latency for latency in latencies)
     return {
         "requests": len(latencies),
