@@ -63,6 +63,8 @@ def build_model(
         raise ValueError(
             f"unknown cell {cell!r}; choose one of {', '.join(fast_rnn.layers.LAYERS)}"
         )
+    if pooling not in ("last", "max"):
+        raise ValueError(f"unknown pooling {pooling!r}; choose last or max")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
     for index in range(recurrent_layers):
@@ -78,8 +80,6 @@ def build_model(
         x = layer(x)
     if pooling == "max":
         x = layers.GlobalMaxPooling1D(name="max_over_tokens")(x)
-    elif pooling != "last":
-        raise ValueError(f"unknown pooling {pooling!r}; choose last or max")
     x = layers.Dense(dense_units, name="dense")(x)
     x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
     x = layers.ReLU(name="relu")(x)

@@ -18,12 +18,12 @@ def users_project(project_root: Path | None = None) -> Path:
     """The project the user works in: ``project_root`` (by default this one), or, in a DVC
     experiment's temporary copy, the project it was copied from. What lives beside the project
     (the MLflow store, a local copy of the data given by a relative path) is found from here."""
-    parts = (project_root or PROJECT_ROOT).parts
-    marker = DVC_EXPERIMENT_COPIES.parts
+    root = project_root or PROJECT_ROOT
+    parts, marker = root.parts, DVC_EXPERIMENT_COPIES.parts
     for index in range(len(parts) - len(marker) + 1):
         if parts[index : index + len(marker)] == marker:
             return Path(*parts[:index])
-    return project_root or PROJECT_ROOT
+    return root
 
 
 # The downloaded archive, kept compressed: prepare streams the reviews out of it.

@@ -71,6 +71,11 @@ def test_unknown_cell_names_the_known_ones():
         build_model("transformer", 50, 10, 4, 1, 3, 0.0, 2, 0.0)
 
 
+def test_unknown_pooling_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown pooling 'mean'; choose last or max"):
+        build_model("gru", 50, 10, 4, 1, 3, 0.0, 2, 0.0, pooling="mean")
+
+
 def test_a_model_saved_before_fast_rnn_was_its_own_package_loads_and_predicts_the_same():
     # Saved by the previous code (its recurrent layers inside one ProjectedStack layer), with
     # its predictions at the time.
