@@ -137,6 +137,9 @@ class EvaluateParams(_Section):
 
 class ReportParams(_Section):
     registered_model_name: Annotated[str, Field(min_length=1)]
+    # Differences in accuracy, in [0, 1]: 0.005 is half a point.
+    equivalence_margin: Annotated[float, Field(gt=0.0, lt=1.0)]
+    planning_seed_sd: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 class Params(_Section):

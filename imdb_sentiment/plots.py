@@ -64,17 +64,21 @@ def roc_curves(curves: dict[str, pd.DataFrame], auc: dict[str, float]) -> Figure
 
 
 def accuracy_intervals(table: pd.DataFrame, runs: pd.DataFrame) -> Figure:
-    """Per model: test accuracy (mean over seeds) with its 95% interval, each seed's test
-    accuracy, and the mean validation accuracy."""
+    """Per model: test accuracy (mean over seeds) with its 95% interval where the seeds give
+    one (its legend says what it is about), each seed's test accuracy, and the mean validation
+    accuracy."""
     figure, axes = plt.subplots(figsize=(1.6 * len(table) + 2.5, 4))
     positions = np.arange(len(table))
     errors = [
-        table["test_accuracy"] - table["test_accuracy_low"],
-        table["test_accuracy_high"] - table["test_accuracy"],
+        (table["test_accuracy"] - table["test_accuracy_low"]).fillna(0),
+        (table["test_accuracy_high"] - table["test_accuracy"]).fillna(0),
     ]
+    about = table["interval_about"].iloc[0]
+    has_interval = bool(table["test_accuracy_low"].notna().any())
     axes.errorbar(
-        positions, table["test_accuracy"], yerr=errors, fmt="o", color="C0", capsize=6,
-        label="test, mean with 95% interval",
+        positions, table["test_accuracy"], yerr=errors if has_interval else None, fmt="o",
+        color="C0", capsize=6,
+        label=f"test, mean; 95% interval of {about}" if has_interval else "test, mean",
     )  # fmt: skip
     for position, model in zip(positions, table["model"], strict=True):
         seeds = runs.loc[runs["model"] == model, "test_accuracy"]

@@ -1,13 +1,20 @@
-"""How sure a comparison of models is, on the one test set they share.
+"""How sure a comparison of recipes is, when the unit is the training run.
 
-- Per model: accuracy and ROC AUC with a 95% confidence interval, by bootstrap over test reviews
-  (seeded, so the report is the same on every run). With several seeds, the estimate is the
-  mean over seeds, and the reviews are resampled together for every seed.
-- Per pair of models: the accuracy difference with its 95% interval by paired bootstrap (the
-  same resampled reviews for both), and McNemar's exact test on the reviews where exactly one
-  of the two is right, with Holm's correction for the number of pairs.
+Two sources of chance move a test score: the seed a network is trained with (initialization,
+dropout, shuffling) and the test reviews it is scored on. A claim about a recipe ("a freshly
+trained LSTM is more accurate than a freshly trained GRU") must hold over both, so every
+interval and test of a recipe here adds two terms:
 
-scipy does the bootstrap, statsmodels the test and the correction.
+- the seed term: the variance of the per-run scores over seeds, over the number of seeds;
+- the review term: the variance over test reviews of the per-review score (averaged over a
+  recipe's seeds), over the number of reviews. Every run is scored on the same reviews, so a
+  difference between recipes is paired on them.
+
+Their sum has Welch-Satterthwaite degrees of freedom, so that three to ten seeds give a
+t-interval as wide as their spread warrants (docs/statistics.md: why, and the simulation that
+checks the level). A verdict about recipes needs at least three seeds each; McNemar's exact
+test compares two fixed classifiers (one trained network each, or one seed ensemble each) and
+says nothing about another training run.
 """
 
 from __future__ import annotations
@@ -18,15 +25,14 @@ from itertools import combinations
 import numpy as np
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
-from statsmodels.stats.multitest import multipletests
 
 CONFIDENCE = 0.95
-RESAMPLES = 2000
-# The ROC AUC ranks every resample (about 3 s per 1,000 on 25,000 reviews), accuracy only
-# averages: fewer resamples for the AUC keep the report at seconds per model and seed.
-AUC_RESAMPLES = 1000
-# Resampled in batches, so that memory stays at a few hundred MB with 25,000 reviews.
-_BATCH = 100
+ALPHA = 1 - CONFIDENCE
+# Two seeds give a seed term with one degree of freedom: a t-interval twelve times its standard
+# error. Three is the least that supports a verdict at all.
+MIN_SEEDS_FOR_VERDICT = 3
+# The power the "how many seeds" line plans for.
+POWER = 0.8
 
 
 @dataclass(frozen=True)
@@ -36,61 +42,183 @@ class Interval:
     high: float
 
 
-def _bootstrap(
-    samples: tuple, statistic, seed: int, resamples: int = RESAMPLES
-) -> tuple[float, float]:
-    result = stats.bootstrap(
-        samples,
-        statistic,
-        n_resamples=resamples,
-        batch=_BATCH,
-        vectorized=True,
-        axis=-1,  # Resample reviews, the last axis; a sample's other axis is its seeds.
-        confidence_level=CONFIDENCE,
-        # Percentile: BCa's jackknife would recompute the statistic once per review.
-        method="percentile",
-        random_state=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+@dataclass(frozen=True)
+class Estimate:
+    """A mean score with its standard error and Welch-Satterthwaite degrees of freedom."""
+
+    value: float
+    standard_error: float
+    degrees_of_freedom: float
+
+    def interval(self, confidence: float = CONFIDENCE) -> Interval:
+        half = stats.t.ppf(0.5 + confidence / 2, self.degrees_of_freedom) * self.standard_error
+        return Interval(self.value, self.value - half, self.value + half)
+
+    def p_above(self, null: float) -> float:
+        """One-sided p-value of "the true value is at most ``null``"."""
+        if self.standard_error == 0:
+            return float(self.value <= null)
+        t = (self.value - null) / self.standard_error
+        return float(stats.t.sf(t, self.degrees_of_freedom))
 
 
-def accuracy_interval(correct: np.ndarray, seed: int) -> Interval:
-    """Accuracy from ``correct``, ``[seeds, reviews]`` (1 where a seed's model is right), as the
-    mean over seeds, with its confidence interval over resampled reviews."""
-    per_review = correct.mean(axis=0)
-    low, high = _bootstrap((per_review,), np.mean, seed)
-    return Interval(float(per_review.mean()), low, high)
+# A variance term of an estimate: (variance of the mean, its degrees of freedom).
+_Term = tuple[float, float]
 
 
-def _mean_auc(positives, negatives, axis=-1):
-    # The Mann-Whitney U of positives against negatives, over their product, is the ROC AUC.
-    # (No p-value is used: the asymptotic method is the quick one.)
-    u = stats.mannwhitneyu(positives, negatives, axis=axis, method="asymptotic").statistic
-    auc = u / (positives.shape[axis] * negatives.shape[axis])
-    # Seeds are the first axis; a bootstrap batch adds its resamples after them.
-    return auc.mean(axis=0)
+def _combine(value: float, terms: list[_Term]) -> Estimate:
+    variance = sum(v for v, _ in terms)
+    # Welch-Satterthwaite: the sum of scaled chi-squares as one with these degrees of freedom.
+    spread = sum(v * v / df for v, df in terms if v > 0)
+    df = variance * variance / spread if spread > 0 else np.inf
+    return Estimate(float(value), float(np.sqrt(variance)), float(df))
 
 
-def auc_interval(labels: np.ndarray, probabilities: np.ndarray, seed: int) -> Interval:
-    """ROC AUC of ``probabilities``, ``[seeds, reviews]``, against 0/1 ``labels``, as the mean
-    over seeds, with its confidence interval. Positive and negative reviews are resampled
-    apart (the AUC compares one with the other), each with the same reviews for every seed."""
+def _mean_term(values: np.ndarray) -> _Term:
+    """The variance of the mean of ``values`` (one per independent draw), and its df."""
+    return float(values.var(ddof=1) / len(values)), float(len(values) - 1)
+
+
+def _terms(per_run: np.ndarray, review_terms: list[_Term]) -> list[_Term]:
+    # One run has no seed term: what it estimates is that network's score, not its recipe's.
+    return review_terms + ([_mean_term(per_run)] if len(per_run) > 1 else [])
+
+
+def accuracy(correct: np.ndarray) -> Estimate:
+    """The expected test accuracy of a run of one recipe, from ``correct`` (``[seeds, reviews]``,
+    1 where that seed's network is right): the mean over seeds, its uncertainty over seeds and
+    reviews. With one seed: that network's accuracy, uncertain over reviews only."""
+    per_run = correct.mean(axis=1)
+    return _combine(per_run.mean(), _terms(per_run, [_mean_term(correct.mean(axis=0))]))
+
+
+def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> Estimate:
+    """The expected test ROC AUC of a run of one recipe, from ``probabilities``
+    (``[seeds, reviews]``) against 0/1 ``labels``, as :func:`accuracy` does. The review term is
+    DeLong's: each positive review's share of negatives ranked below it, each negative's share of
+    positives ranked above it (averaged over seeds), a variance for each (ties count a half)."""
     positives, negatives = probabilities[:, labels == 1], probabilities[:, labels == 0]
-    low, high = _bootstrap((positives, negatives), _mean_auc, seed, AUC_RESAMPLES)
-    return Interval(float(_mean_auc(positives, negatives)), low, high)
+    n_positive, n_negative = positives.shape[1], negatives.shape[1]
+    ranks = stats.rankdata(np.concatenate([positives, negatives], axis=1), axis=1)
+    positive_placements = (ranks[:, :n_positive] - stats.rankdata(positives, axis=1)) / n_negative
+    negative_placements = 1 - (ranks[:, n_positive:] - stats.rankdata(negatives, axis=1)) / (
+        n_positive
+    )
+    per_run = positive_placements.mean(axis=1)
+    review_terms = [
+        _mean_term(positive_placements.mean(axis=0)),
+        _mean_term(negative_placements.mean(axis=0)),
+    ]
+    return _combine(per_run.mean(), _terms(per_run, review_terms))
 
 
-def difference_interval(correct_a: np.ndarray, correct_b: np.ndarray, seed: int) -> Interval:
-    """Accuracy of a minus accuracy of b (each ``[seeds, reviews]``, means over seeds), with its
-    confidence interval by paired bootstrap over reviews."""
-    difference = correct_a.mean(axis=0) - correct_b.mean(axis=0)
-    low, high = _bootstrap((difference,), np.mean, seed)
-    return Interval(float(difference.mean()), low, high)
+def accuracy_difference(correct_a: np.ndarray, correct_b: np.ndarray) -> Estimate:
+    """Expected accuracy of a run of recipe a minus that of a run of recipe b (each
+    ``[seeds, reviews]``): the seeds of a and of b are independent, the reviews shared."""
+    per_run_a, per_run_b = correct_a.mean(axis=1), correct_b.mean(axis=1)
+    per_review = correct_a.mean(axis=0) - correct_b.mean(axis=0)
+    terms = [_mean_term(per_review)] + [
+        _mean_term(per_run) for per_run in (per_run_a, per_run_b) if len(per_run) > 1
+    ]
+    return _combine(per_run_a.mean() - per_run_b.mean(), terms)
+
+
+def probability_of_beating(scores_a: np.ndarray, scores_b: np.ndarray) -> float:
+    """The share of (run of a, run of b) pairs in which a's score is higher, ties counting a
+    half: how often a freshly trained a beats a freshly trained b (Bouthillier et al., 2021)."""
+    difference = scores_a[:, None] - scores_b[None, :]
+    return float(np.mean(difference > 0) + 0.5 * np.mean(difference == 0))
+
+
+def _two_sided_p(estimate: Estimate) -> float:
+    above = estimate.p_above(0.0)
+    return float(min(1.0, 2 * min(above, 1 - above)))
+
+
+def _equivalence_p(estimate: Estimate, margin: float) -> float:
+    # TOST: both "difference <= -margin" and "difference >= +margin" must be rejected.
+    return float(max(estimate.p_above(-margin), 1 - estimate.p_above(margin)))
+
+
+@dataclass(frozen=True)
+class RecipeComparison:
+    """A run of recipe a against a run of recipe b, from their seeds and the shared reviews."""
+
+    model_a: str
+    model_b: str
+    seeds_a: int
+    seeds_b: int
+    difference: Estimate  # expected accuracy of a minus b, in [0, 1]
+    p_value: float  # two-sided t test of "no difference", Welch's degrees of freedom
+    adjusted_p_value: float  # Holm's correction over every pair of the report
+    equivalence_margin: float
+    equivalence_p_value: float  # TOST against +-margin
+    adjusted_equivalence_p_value: float  # Holm's correction over every pair of the report
+    probability_a_beats_b: float
+
+    @property
+    def different(self) -> bool:
+        return self.adjusted_p_value < ALPHA
+
+    @property
+    def equivalent(self) -> bool:
+        return self.adjusted_equivalence_p_value < ALPHA
+
+    @property
+    def largest_hidden_difference(self) -> float:
+        """The largest difference, either way, that the 95% interval leaves possible."""
+        interval = self.difference.interval()
+        return max(abs(interval.low), abs(interval.high))
+
+
+def compare_recipes(correct: dict[str, np.ndarray], margin: float) -> list[RecipeComparison]:
+    """Every pair of recipes, in the order given. ``correct`` is ``[seeds, reviews]`` per recipe,
+    with at least :data:`MIN_SEEDS_FOR_VERDICT` seeds each; ``margin`` the difference in
+    accuracy (in [0, 1]) below which two recipes count as equivalent."""
+    few = [name for name, c in correct.items() if len(c) < MIN_SEEDS_FOR_VERDICT]
+    if few:
+        raise ValueError(
+            f"{', '.join(few)}: fewer than {MIN_SEEDS_FOR_VERDICT} seeds cannot compare recipes"
+        )
+    pairs = list(combinations(correct, 2))
+    differences = [accuracy_difference(correct[a], correct[b]) for a, b in pairs]
+    p_values = [_two_sided_p(d) for d in differences]
+    equivalence = [_equivalence_p(d, margin) for d in differences]
+    adjusted, adjusted_equivalence = holm(p_values), holm(equivalence)
+    return [
+        RecipeComparison(
+            model_a=a,
+            model_b=b,
+            seeds_a=len(correct[a]),
+            seeds_b=len(correct[b]),
+            difference=difference,
+            p_value=p_values[index],
+            adjusted_p_value=adjusted[index],
+            equivalence_margin=margin,
+            equivalence_p_value=equivalence[index],
+            adjusted_equivalence_p_value=adjusted_equivalence[index],
+            probability_a_beats_b=probability_of_beating(
+                correct[a].mean(axis=1), correct[b].mean(axis=1)
+            ),
+        )
+        for index, ((a, b), difference) in enumerate(zip(pairs, differences, strict=True))
+    ]
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down correction, as statsmodels' ``multipletests(method="holm")`` gives it
+    (a test checks), without the full garbage collection that it runs on every call: 0.1 s
+    each, which the simulation tests would pay thousands of times."""
+    order = np.argsort(p_values)
+    scaled = np.asarray(p_values)[order] * (len(p_values) - np.arange(len(p_values)))
+    adjusted = np.empty(len(p_values))
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return [float(p) for p in adjusted]
 
 
 def mcnemar_p_value(right_a: np.ndarray, right_b: np.ndarray) -> float:
-    """McNemar's exact test of two classifiers' 0/1 correctness on the same reviews: whether
-    the reviews only a gets right and those only b gets right are equally likely."""
+    """McNemar's exact test of two fixed classifiers' 0/1 correctness on the same reviews:
+    whether the reviews only a gets right and those only b gets right are equally likely."""
     right_a, right_b = right_a.astype(bool), right_b.astype(bool)
     table = [
         [np.sum(right_a & right_b), np.sum(right_a & ~right_b)],
@@ -100,49 +228,94 @@ def mcnemar_p_value(right_a: np.ndarray, right_b: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
-class PairComparison:
+class ClassifierComparison:
+    """Two fixed classifiers on the same reviews: nothing here is about another training."""
+
     model_a: str
     model_b: str
-    difference: Interval  # accuracy of a minus b, in [0, 1]
-    p_value: float
+    only_a_right: int
+    only_b_right: int
+    reviews: int
+    p_value: float  # McNemar's exact test
     adjusted_p_value: float  # Holm's correction over every pair of the report
 
+    @property
+    def difference(self) -> float:
+        """Accuracy of a minus accuracy of b, in [0, 1]."""
+        return (self.only_a_right - self.only_b_right) / self.reviews
 
-def compare_pairs(
-    labels: np.ndarray, probabilities: dict[str, np.ndarray], threshold: float, seed: int
-) -> list[PairComparison]:
-    """Every pair of models, in the order given. ``probabilities`` are ``[seeds, reviews]`` per
-    model; with several seeds, McNemar's test compares each model's mean probability over its
-    seeds, thresholded: one prediction per model and review."""
-    correct = {name: (p >= threshold).astype(int) == labels for name, p in probabilities.items()}
-    pairs = list(combinations(probabilities, 2))
-    differences, p_values = [], []
-    for a, b in pairs:
-        differences.append(difference_interval(correct[a], correct[b], seed))
-        mean_right = [(probabilities[m].mean(axis=0) >= threshold) == labels for m in (a, b)]
-        p_values.append(mcnemar_p_value(*mean_right))
-    adjusted = multipletests(p_values, method="holm")[1] if pairs else []
-    return [
-        PairComparison(a, b, difference, p, float(adjusted_p))
-        for (a, b), difference, p, adjusted_p in zip(
-            pairs, differences, p_values, adjusted, strict=True
+
+def compare_classifiers(right: dict[str, np.ndarray]) -> list[ClassifierComparison]:
+    """Every pair of fixed classifiers, from their 0/1 correctness on the same reviews."""
+    pairs = list(combinations(right, 2))
+    p_values = [mcnemar_p_value(right[a], right[b]) for a, b in pairs]
+    adjusted = holm(p_values)
+    comparisons = []
+    for index, (a, b) in enumerate(pairs):
+        right_a, right_b = right[a].astype(bool), right[b].astype(bool)
+        comparisons.append(
+            ClassifierComparison(
+                a,
+                b,
+                int(np.sum(right_a & ~right_b)),
+                int(np.sum(~right_a & right_b)),
+                len(right_a),
+                p_values[index],
+                adjusted[index],
+            )
         )
-    ]
+    return comparisons
 
 
-def verdict(pair: PairComparison, reviews: int, alpha: float = 1 - CONFIDENCE) -> str:
-    """One plain sentence, e.g. "lstm vs gru: +0.19 points (95% CI -0.35 to +0.72), p = 0.43:
-    no evidence of a difference on 25,000 test reviews"."""
-    d = pair.difference
-    points = f"{100 * d.estimate:+.2f} points (95% CI {100 * d.low:+.2f} to {100 * d.high:+.2f})"
-    p = _p(pair.adjusted_p_value)
-    if pair.adjusted_p_value < alpha:
-        better = pair.model_a if d.estimate > 0 else pair.model_b
-        conclusion = f"{better} is more accurate on these {reviews:,} test reviews"
-    else:
-        conclusion = f"no evidence of a difference on {reviews:,} test reviews"
-    return f"{pair.model_a} vs {pair.model_b}: {points}, {p}: {conclusion}"
+def seeds_needed(
+    difference: float,
+    seed_sd: float,
+    review_variance: float = 0.0,
+    alpha: float = ALPHA,
+    power: float = POWER,
+    most: int = 1000,
+) -> int | None:
+    """Seeds per recipe for a two-sided Welch test at ``alpha`` to find a true ``difference`` in
+    expected accuracy with probability ``power``, when each recipe's runs spread with sd
+    ``seed_sd`` and the shared reviews add ``review_variance`` to the difference's variance.
+    None when even ``most`` seeds would not do (the review term alone is too large)."""
+    seeds = np.arange(2, most + 1)
+    seed_variance = 2 * seed_sd**2 / seeds
+    standard_error = np.sqrt(seed_variance + review_variance)
+    df = (seed_variance + review_variance) ** 2 / (2 * (seed_variance / 2) ** 2 / (seeds - 1))
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    shift = difference / standard_error
+    reached = stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift) >= power
+    return int(seeds[np.argmax(reached)]) if reached.any() else None
 
 
-def _p(value: float) -> str:
-    return f"p = {value:.2g}" if value >= 0.001 else "p < 0.001"
+@dataclass(frozen=True)
+class Promotion:
+    """Whether a candidate's validation accuracy beats the incumbent's by more than chance."""
+
+    promote: bool
+    difference: float  # candidate minus incumbent, in [0, 1]
+    needed: float  # the smallest difference that would have promoted it
+    p_value: float  # one-sided
+
+
+def promotion(
+    candidate_accuracy: float,
+    candidate_reviews: int,
+    incumbent_accuracy: float,
+    incumbent_reviews: int,
+    alpha: float = ALPHA,
+) -> Promotion:
+    """A one-sided two-proportion z-test of the candidate's validation accuracy against the
+    incumbent's. Unpaired, since the incumbent's predictions are not kept: on the same reviews
+    the true standard error is smaller, so this errs on the side of keeping the incumbent."""
+    variance = (
+        candidate_accuracy * (1 - candidate_accuracy) / candidate_reviews
+        + incumbent_accuracy * (1 - incumbent_accuracy) / incumbent_reviews
+    )
+    # At 0% or 100% the binomial variance vanishes: one review's worth keeps the test honest.
+    standard_error = max(np.sqrt(variance), 1 / min(candidate_reviews, incumbent_reviews))
+    difference = candidate_accuracy - incumbent_accuracy
+    p_value = float(stats.norm.sf(difference / standard_error))
+    needed = float(stats.norm.isf(alpha) * standard_error)
+    return Promotion(p_value < alpha, difference, needed, p_value)

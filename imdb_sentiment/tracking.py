@@ -325,17 +325,18 @@ def log_evaluation(name: str, threshold: float, result: dict) -> None:
 
 
 def log_comparison(table: pd.DataFrame, files: list[Path]) -> None:
-    """The report's run: the runs it compares, every model's test accuracy with its interval,
-    and the report's files."""
+    """The report's run: the runs it compares, every model's test accuracy with its interval
+    (when its seeds give one; the tag ``interval_about`` says of what), and the report's
+    files."""
     mlflow.log_params({f"run_ids_{row.model}": row.mlflow_run_ids for row in table.itertuples()})
+    mlflow.set_tag("interval_about", str(table["interval_about"].iloc[0]))
     for row in table.itertuples():
-        mlflow.log_metrics(
-            {
-                f"{row.model}_test_accuracy": row.test_accuracy,
-                f"{row.model}_test_accuracy_low": row.test_accuracy_low,
-                f"{row.model}_test_accuracy_high": row.test_accuracy_high,
-            }
-        )
+        metrics = {
+            f"{row.model}_test_accuracy": row.test_accuracy,
+            f"{row.model}_test_accuracy_low": row.test_accuracy_low,
+            f"{row.model}_test_accuracy_high": row.test_accuracy_high,
+        }
+        mlflow.log_metrics({key: value for key, value in metrics.items() if not pd.isna(value)})
     for path in files:
         mlflow.log_artifact(str(path))
 
@@ -436,36 +437,44 @@ def current_champion(registered_name: str):
         raise
 
 
-def promote_if_better(
-    registered_name: str, model_uri: str, val_accuracy: float, tags: dict[str, str]
-) -> tuple[str | None, bool]:
-    """Registers ``model_uri`` and moves the champion alias to it, if its validation accuracy
-    beats the current champion's; else leaves the registry as it is.
-
-    Returns:
-        The champion's version afterwards (None if there is none) and whether it changed.
-    """
+def champion_summary(registered_name: str) -> dict | None:
+    """The champion, as the report weighs it: ``name`` (model, seed and version),
+    ``val_accuracy``, ``val_reviews`` (None for a version registered before it was tagged) and
+    ``version``; None when there is no champion yet."""
     champion = current_champion(registered_name)
-    if champion is not None and val_accuracy <= float(champion.tags.get("val_accuracy", "-inf")):
-        version, changed = str(champion.version), False
-    else:
-        # register_model prints what it did to stderr; the stage logs it instead.
-        quiet = contextlib.nullcontext() if verbose() else contextlib.redirect_stderr(io.StringIO())
-        with quiet:
-            registered = mlflow.register_model(
-                model_uri, registered_name, tags={**tags, "val_accuracy": str(val_accuracy)}
-            )
-        version, changed = str(registered.version), True
-        mlflow.MlflowClient().set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
-    return version, changed
+    if champion is None:
+        return None
+    tags = champion.tags
+    reviews = tags.get("val_reviews")
+    return {
+        "name": f"{tags.get('pipeline_model', '?')} (seed {tags.get('seed', '?')}, "
+        f"version {champion.version})",
+        "val_accuracy": float(tags.get("val_accuracy", "nan")),
+        "val_reviews": int(reviews) if reviews else None,
+        "version": str(champion.version),
+    }
 
 
-def log_champion(best_model: str, version: str, changed: bool) -> None:
-    """Tags the report's run with its best model and what that did to the champion alias."""
+def promote(registered_name: str, model_uri: str, tags: dict[str, str]) -> str:
+    """Registers ``model_uri`` as a new version with ``tags`` and points the champion alias at
+    it; returns the version."""
+    # register_model prints what it did to stderr; the stage logs it instead.
+    quiet = contextlib.nullcontext() if verbose() else contextlib.redirect_stderr(io.StringIO())
+    with quiet:
+        registered = mlflow.register_model(model_uri, registered_name, tags=tags)
+    version = str(registered.version)
+    mlflow.MlflowClient().set_registered_model_alias(registered_name, CHAMPION_ALIAS, version)
+    return version
+
+
+def log_champion(best_model: str, version: str | None, changed: bool, why: str) -> None:
+    """Tags the report's run with its best model, what that did to the champion alias, and
+    why."""
     mlflow.set_tags(
         {
             "best_model": best_model,
-            "champion_version": version,
+            "champion_version": version or "",
             "champion_changed": str(changed).lower(),
+            "champion_decision": why,
         }
     )

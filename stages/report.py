@@ -2,11 +2,12 @@
 
     python -m stages.report
 
-Writes the comparison (per model and per pair of models, with intervals and paired tests) as
-Markdown and CSV, each model's mean accuracies as DVC metrics, and PNG plots of the learning
-and ROC curves (each model's first seed) and of the accuracies with their intervals. The
-comparison is an MLflow run of its own, and the best model by validation accuracy becomes the
-registry's champion if it beats it.
+Writes the comparison as Markdown and CSV (per model, and per pair of models what the seeds can
+show: verdicts about the recipes with three seeds or more, docs/statistics.md), each model's
+mean accuracies as DVC metrics, and PNG plots of the learning and ROC curves (each model's
+first seed) and of the accuracies with their intervals. The comparison is an MLflow run of its
+own, and the best model by validation accuracy becomes the registry's champion if it beats the
+champion by more than the validation set's noise.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import logging
 
 import pandas as pd
 
-from imdb_sentiment import comparison, paths, plots, significance, tracking
+from imdb_sentiment import comparison, paths, plots, tracking
 from imdb_sentiment.cli import run_stage
-from imdb_sentiment.files import write_json, write_text
+from imdb_sentiment.files import read_json, write_json, write_text
 from imdb_sentiment.params import load_params
 
 logger = logging.getLogger(__name__)
@@ -27,16 +28,28 @@ def main(argv: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     models = [all_params.model(name) for name in all_params.models]
     names, seeds = [model.name for model in models], all_params.train.seeds
-    threshold = all_params.evaluate.threshold
+    threshold, report = all_params.evaluate.threshold, all_params.report
     runs = comparison.read_runs(names, seeds)
     labels, probabilities = comparison.read_test_probabilities(names, seeds)
+    correct = comparison.correctness(labels, probabilities, threshold)
     table = comparison.comparison_table(models, runs, labels, probabilities, threshold)
-    pair_results = significance.compare_pairs(
-        labels, probabilities, threshold, comparison.BOOTSTRAP_SEED
-    )
-    pairs = comparison.pairs_table(pair_results, len(labels))
+    pairs = comparison.pairs_table(correct, seeds, report.equivalence_margin)
+    validation_reviews = int(read_json(paths.DATA_STATS)["val"]["reviews"])
     tags = {"pipeline_stage": "report", "compared_runs": ",".join(runs["mlflow_run_id"])}
     with tracking.run(all_params.mlflow.experiment_name, run_name="comparison", tags=tags):
+        best = comparison.best_by_validation(table, runs)
+        incumbent = tracking.champion_summary(report.registered_model_name)
+        if incumbent is not None and incumbent["val_reviews"] is None:
+            incumbent["val_reviews"] = validation_reviews
+        promote, why = comparison.champion_decision(best, validation_reviews, incumbent)
+        sections = {
+            "Seed ensembles": comparison.ensemble_sentences(labels, probabilities, threshold),
+            "How many seeds": [comparison.seeds_needed_sentence(correct, report.planning_seed_sd)],
+            "Champion": [why],
+        }
+        markdown = comparison.as_markdown(
+            table, pairs, seeds, len(labels), report.equivalence_margin, sections
+        )
         first = seeds[0]
         figures = {
             paths.LEARNING_CURVES_PLOT: plots.learning_curves(
@@ -50,33 +63,33 @@ def main(argv: list[str]) -> None:
         }
         for path, figure in figures.items():
             plots.save_figure(figure, path)
-        write_text(paths.COMPARISON_TABLE, comparison.as_markdown(table, pairs, seeds, len(labels)))
+        write_text(paths.COMPARISON_TABLE, markdown)
         write_text(paths.COMPARISON_CSV, table.to_csv(index=False))
         write_text(paths.PAIRS_CSV, pairs.to_csv(index=False))
         write_json(paths.SUMMARY_METRICS, comparison.summary_metrics(table))
-        logger.info("Comparison:\n%s", paths.COMPARISON_TABLE.read_text())
+        logger.info("Comparison:\n%s", markdown)
         tracking.log_comparison(
             table,
             [paths.COMPARISON_TABLE, paths.COMPARISON_CSV, paths.PAIRS_CSV, *figures],
         )
-
-        best = comparison.best_by_validation(table, runs)
-        registered_name = all_params.report.registered_model_name
-        version, changed = tracking.promote_if_better(
-            registered_name,
-            best["model_uri"],
-            float(best["val_accuracy"]),
-            comparison.version_tags(best, all_params.model(best["model"], int(best["seed"]))),
-        )
-        tracking.log_champion(best["model"], version, changed)
+        version = incumbent["version"] if incumbent else None
+        if promote:
+            model = all_params.model(best["model"], int(best["seed"]))
+            version_tags = {
+                **comparison.version_tags(best, model),
+                "val_accuracy": str(float(best["val_accuracy"])),
+                "val_reviews": str(validation_reviews),
+            }
+            version = tracking.promote(
+                report.registered_model_name, best["model_uri"], version_tags
+            )
+        tracking.log_champion(best["model"], version, promote, why)
         logger.info(
-            "Best by validation accuracy: %s with seed %d (%.4f). %s@%s is %s",
-            best["model"],
-            best["seed"],
-            best["val_accuracy"],
-            registered_name,
+            "%s %s@%s is version %s.",
+            why,
+            report.registered_model_name,
             tracking.CHAMPION_ALIAS,
-            f"now version {version}" if changed else f"still version {version}: not beaten",
+            version,
         )
 
 

@@ -1,27 +1,28 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from imdb_sentiment import comparison, significance
+from imdb_sentiment import comparison
 from imdb_sentiment.params import parse_params
 from tests.conftest import tiny_params
 
 REVIEWS = 2_000
+MARGIN = 0.005
 
 
-@pytest.fixture
-def models():
+def make_models(seeds: list[int]):
     raw = tiny_params()
-    raw["train"]["seeds"] = [1, 2]
+    raw["train"]["seeds"] = seeds
     raw["models"]["lstm"]["units"] = 32
     raw["models"]["gru"]["units"] = 64
     params = parse_params(raw)
     return [params.model(name) for name in ("lstm", "gru")]
 
 
-@pytest.fixture
-def outputs():
-    """Two seeds each of lstm (better on test) and gru (better on validation)."""
+def make_outputs(seeds: list[int], lstm_accuracy: float = 0.86, gru_accuracy: float = 0.80):
+    """Runs of lstm (better on test) and gru (better on validation), one per seed."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, REVIEWS)
 
@@ -29,9 +30,10 @@ def outputs():
         right = rng.random(REVIEWS) < accuracy
         return np.where(right, 0.3 + 0.6 * labels, 0.7 - 0.6 * labels)
 
+    spread = np.linspace(-0.01, 0.01, len(seeds)) if len(seeds) > 1 else [0.0]
     probabilities = {
-        "lstm": np.stack([probabilities(0.86), probabilities(0.84)]),
-        "gru": np.stack([probabilities(0.80), probabilities(0.82)]),
+        "lstm": np.stack([probabilities(lstm_accuracy + s) for s in spread]),
+        "gru": np.stack([probabilities(gru_accuracy + s) for s in spread]),
     }
     runs = pd.DataFrame(
         [
@@ -40,7 +42,7 @@ def outputs():
                 "seed": seed,
                 "epochs_run": 5,
                 "best_epoch": 2,
-                "val_accuracy": val,
+                "val_accuracy": val + 0.01 * index,
                 "trainable_params": 1000,
                 "training_seconds": 40.0,
                 "samples_per_second": 2800.0,
@@ -51,55 +53,134 @@ def outputs():
                 "mlflow_run_id": f"run-{name}-{seed}",
                 "model_uri": f"models:/m-{name}-{seed}",
             }
-            for name, vals in (("lstm", (0.84, 0.85)), ("gru", (0.87, 0.86)))
-            for seed, val, p in zip((1, 2), vals, probabilities[name], strict=True)
+            for name, val in (("lstm", 0.84), ("gru", 0.86))
+            for index, (seed, p) in enumerate(zip(seeds, probabilities[name], strict=True))
         ]
     )
     return runs, labels, probabilities
 
 
-def test_one_row_per_model_with_means_over_seeds_and_intervals(models, outputs):
-    runs, labels, probabilities = outputs
-    table = comparison.comparison_table(models, runs, labels, probabilities, 0.5)
+def report(seeds: list[int], **accuracies) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The comparison table, the pairs and the Markdown, as the report stage makes them."""
+    runs, labels, probabilities = make_outputs(seeds, **accuracies)
+    table = comparison.comparison_table(make_models(seeds), runs, labels, probabilities, 0.5)
+    correct = comparison.correctness(labels, probabilities, 0.5)
+    pairs = comparison.pairs_table(correct, seeds, MARGIN)
+    sections = {
+        "Seed ensembles": comparison.ensemble_sentences(labels, probabilities, 0.5),
+        "How many seeds": [comparison.seeds_needed_sentence(correct, 0.01)],
+    }
+    markdown = comparison.as_markdown(table, pairs, seeds, REVIEWS, MARGIN, sections)
+    return table, pairs, markdown
+
+
+def test_one_row_per_model_with_means_over_seeds_and_intervals_about_a_fresh_run():
+    seeds = [1, 2, 3]
+    runs, _, _ = make_outputs(seeds)
+    table, _, _ = report(seeds)
     assert list(table["model"]) == ["lstm", "gru"]
     assert list(table["units"]) == [32, 64]
-    assert list(table["seeds"]) == [2, 2]
+    assert list(table["seeds"]) == [3, 3]
     lstm = table.iloc[0]
-    assert lstm["val_accuracy"] == pytest.approx(0.845)
-    assert lstm["val_accuracy_sd"] == pytest.approx(np.std([0.84, 0.85], ddof=1))
+    assert lstm["val_accuracy"] == pytest.approx(0.85)
+    assert lstm["val_accuracy_sd"] == pytest.approx(0.01)
     seed_accuracies = runs.loc[runs["model"] == "lstm", "test_accuracy"]
     assert lstm["test_accuracy"] == pytest.approx(seed_accuracies.mean())
     assert lstm["test_accuracy_low"] < lstm["test_accuracy"] < lstm["test_accuracy_high"]
+    # The interval holds the seeds' spread: wider than the runs' own range.
+    assert lstm["test_accuracy_high"] - lstm["test_accuracy_low"] > np.ptp(seed_accuracies)
     assert lstm["test_roc_auc_low"] < lstm["test_roc_auc"] < lstm["test_roc_auc_high"]
-    assert lstm["mlflow_run_ids"] == "run-lstm-1,run-lstm-2"
+    assert lstm["interval_about"] == comparison.INTERVAL_OF_A_RECIPE
+    assert lstm["mlflow_run_ids"] == "run-lstm-1,run-lstm-2,run-lstm-3"
 
 
-def test_the_report_reads_with_both_tables_and_a_sentence_per_pair(models, outputs):
-    runs, labels, probabilities = outputs
-    table = comparison.comparison_table(models, runs, labels, probabilities, 0.5)
-    pairs = comparison.pairs_table(
-        significance.compare_pairs(labels, probabilities, 0.5, seed=0), REVIEWS
+def test_three_seeds_give_verdicts_about_freshly_trained_recipes():
+    _, pairs, markdown = report([1, 2, 3])
+    [pair] = pairs.itertuples()
+    assert (pair.model_a, pair.model_b, pair.about, pair.test) == (
+        "lstm",
+        "gru",
+        "recipes",
+        "welch",
     )
-    assert list(pairs[["model_a", "model_b"]].iloc[0]) == ["lstm", "gru"]
-    markdown = comparison.as_markdown(table, pairs, [1, 2], REVIEWS)
-    assert "trained with 2 seeds (1, 2)" in markdown
-    assert "| lstm " in markdown and "± " in markdown
-    assert "Holm's method for the 1 pairs" in markdown
-    assert "- lstm vs gru: +" in markdown and "on these 2,000 test reviews" in markdown
+    assert pair.verdict == "different"
+    assert pair.sentence.startswith("A freshly trained LSTM is more accurate than a freshly "
+                                    "trained GRU: +")  # fmt: skip
+    assert "3 and 3 seeds" in pair.sentence and "Holm over 1 pair)" in pair.sentence
+    assert "a freshly trained run (seeds and reviews)" not in markdown  # Said in words instead.
+    assert "adds the seed-to-seed variation" in markdown
+    assert "## Seed ensembles" in markdown and "ensemble of the 3 LSTM networks" in markdown
+    assert "(sd over seeds, observed here" in markdown
 
 
-def test_the_champion_is_chosen_on_validation_never_on_test(outputs):
-    runs, _, _ = outputs
+def test_a_difference_the_seeds_cannot_show_is_not_established():
+    _, pairs, _ = report([1, 2, 3], lstm_accuracy=0.82, gru_accuracy=0.815)
+    [pair] = pairs.itertuples()
+    assert pair.verdict == "not established"
+    assert pair.sentence.startswith("Not established whether a freshly trained LSTM or a "
+                                    "freshly trained GRU is more accurate")  # fmt: skip
+    assert "cannot rule out a difference of up to" in pair.sentence
+
+
+def test_two_seeds_show_the_spread_only():
+    table, pairs, markdown = report([1, 2])
+    assert table["test_accuracy_low"].isna().all()
+    assert set(table["interval_about"]) == {comparison.NO_INTERVAL}
+    [pair] = pairs.itertuples()
+    assert (pair.about, pair.verdict) == ("spread", "none")
+    assert "2 seeds show the spread of runs, not whether the recipes differ" in pair.sentence
+    assert "95% CI" not in markdown and "more accurate" not in markdown.split("## Seed")[0]
+
+
+def test_one_seed_compares_the_two_networks_and_never_the_recipes():
+    table, pairs, markdown = report([42])
+    assert set(table["interval_about"]) == {comparison.INTERVAL_OF_A_NETWORK}
+    assert table["test_accuracy_low"].notna().all()
+    [pair] = pairs.itertuples()
+    assert (pair.about, pair.test) == ("networks", "mcnemar")
+    assert pair.sentence.startswith("The trained LSTM network (seed 42) is right on ")
+    assert "This is about these two networks" in pair.sentence
+    assert "One seed cannot compare the recipes" in markdown
+    assert "freshly trained" not in markdown
+    assert "## Seed ensembles" not in markdown
+    # The planning line uses the stated sd, since one seed cannot measure it.
+    assert "1.00 points (sd over seeds, assumed: report.planning_seed_sd" in markdown
+
+
+@pytest.mark.parametrize("seeds", [[42], [1, 2], [1, 2, 3]])
+def test_no_sentence_claims_more_accuracy_without_saying_of_what(seeds):
+    _, _, markdown = report(seeds)
+    for sentence in re.split(r"(?<=\.) ", markdown):
+        if "more accurate" in sentence or "more of these" in sentence:
+            assert re.search(r"freshly trained|network|ensemble", sentence), sentence
+
+
+def test_the_champion_is_chosen_on_validation_never_on_test():
+    runs, _, _ = make_outputs([1, 2])
     table = pd.DataFrame({"model": ["lstm", "gru"], "val_accuracy": [0.845, 0.865]})
     # lstm has the better test accuracy, gru the better validation accuracy; of gru's two
     # seeds, the one with the better validation accuracy.
     best = comparison.best_by_validation(table, runs)
-    assert (best["model"], best["seed"]) == ("gru", 1)
+    assert (best["model"], best["seed"]) == ("gru", 2)
 
 
-def test_the_summary_metrics_are_each_models_mean_accuracies(models, outputs):
-    runs, labels, probabilities = outputs
-    table = comparison.comparison_table(models, runs, labels, probabilities, 0.5)
+def test_the_champion_moves_only_past_the_validation_sets_noise():
+    best = pd.Series({"model": "gru", "seed": 7, "val_accuracy": 0.866})
+    first, why = comparison.champion_decision(best, 2500, None)
+    assert first and why == "gru (seed 7) becomes the champion: there was none."
+    incumbent = {"name": "lstm (seed 42, version 3)", "val_accuracy": 0.86, "val_reviews": 2500}
+    promote, why = comparison.champion_decision(best, 2500, incumbent)
+    assert not promote
+    assert why.startswith("The champion stays lstm (seed 42, version 3): gru (seed 7)'s "
+                          "validation accuracy is +0.60 points")  # fmt: skip
+    assert "not more than the +1.6" in why and "2,500 validation reviews" in why
+    clearly = pd.Series({"model": "gru", "seed": 7, "val_accuracy": 0.89})
+    promote, why = comparison.champion_decision(clearly, 2500, incumbent)
+    assert promote and why.startswith("gru (seed 7) becomes the champion: its validation")
+
+
+def test_the_summary_metrics_are_each_models_mean_accuracies():
+    table, _, _ = report([1, 2])
     summary = comparison.summary_metrics(table)
     assert set(summary["val"]) == set(summary["test"]) == {"lstm", "gru"}
     assert summary["val"]["gru"] == pytest.approx(0.865)

@@ -6,6 +6,7 @@ changes one model's units and reruns.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -164,6 +165,18 @@ def test_the_champion_is_the_best_model_by_validation_accuracy(project):
     assert float(champion.tags["test_accuracy"]) == pytest.approx(best["test_accuracy"], abs=1e-5)
 
 
+def test_the_default_single_seed_report_makes_no_claim_about_the_recipes(project):
+    report = (project / "reports/comparison.md").read_text()
+    assert "One seed cannot compare the recipes" in report
+    assert "freshly trained" not in report
+    assert "This is about these two networks" in report
+    assert "assumed: report.planning_seed_sd" in report
+    # The first report has no champion to beat.
+    assert report.rstrip().endswith("becomes the champion: there was none.")
+    pairs = pd.read_csv(project / "reports/comparison_pairs.csv")
+    assert set(pairs["about"]) == {"networks"}
+
+
 def test_predict_cli_scores_reviews_with_every_trained_model(project):
     output = run(
         ["python", "-m", "imdb_sentiment.predict", "--json", POSITIVE_REVIEW, NEGATIVE_REVIEW],
@@ -257,6 +270,19 @@ def test_the_champion_moves_only_to_a_better_model(project):
     ]
     # A version is registered only when it beats every earlier one.
     assert accuracies == sorted(accuracies) and len(set(accuracies)) == len(accuracies)
+    # Every version but the first beat its predecessor by more than the noise of the 60
+    # validation reviews (the report stage's one-sided test), and says on how many reviews.
+    for version in versions:
+        assert version.tags["val_reviews"] == "60"
+    for before, after in itertools.pairwise(accuracies):
+        assert after - before > 1.645 * ((before * (1 - before) + after * (1 - after)) / 60) ** 0.5
+    report = client.search_runs(
+        [client.get_experiment_by_name("imdb-rnn-comparison").experiment_id],
+        filter_string="tags.pipeline_stage = 'report'",
+        max_results=1,
+    )[0]
+    decision = report.data.tags["champion_decision"]
+    assert decision.startswith(("The champion stays", report.data.tags["best_model"]))
 
 
 def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(project):
