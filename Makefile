@@ -1,11 +1,12 @@
-# `make run` sets everything up and runs the pipeline; `make test` runs the tests.
+# `make run` sets everything up and runs the pipeline; `make test` runs the fast tests,
+# `make test-all` every test (CI runs both tiers).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup kernels run test lint format lock clean bench exp-show maxlen-sweep long-reviews
+.PHONY: setup kernels run test test-all lint format lock clean bench exp-show maxlen-sweep long-reviews
 
 setup: $(VENV)/.installed kernels
 
@@ -23,7 +24,13 @@ kernels: $(VENV)/.installed
 run: setup
 	dvc repro
 
+# The fast tier: units, the kernels against Keras, params, the layout; no pipeline run.
 test: setup
+	python -m pytest -m "not e2e"
+
+# Every test: the fast tier, then the end-to-end runs of the pipeline on a tiny fixture, the
+# served model, a shared server, a two-worker cluster (each also runs alone: pytest path::test).
+test-all: setup
 	python -m pytest
 
 # The experiments of this commit, what changed in each, and each model's mean validation and

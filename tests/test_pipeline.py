@@ -1,7 +1,9 @@
 """End to end: `dvc repro` on a copy of the project, with a tiny archive and tiny params.
 
-One module-scoped pipeline run (about a minute) serves all the tests here; the last test
-changes one model's units and reruns.
+One module-scoped pipeline run (about a minute) serves all the tests here. What the first run
+wrote is kept aside (``first_run``), so that each test reads the state it is about, whichever
+tests ran before it; the tests of a change (lstm's units there and back, temporary
+experiments) ask for fixtures that make it, so each test also runs alone (`pytest path::test`).
 """
 
 from __future__ import annotations
@@ -38,10 +40,49 @@ def project(tmp_path_factory) -> Path:
     # A sample of the machine's use every second: the tiny trainings take a few seconds.
     output = run(["dvc", "repro"], project, env={"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"})
     (project / "first_repro.log").write_text(output)
-    # What the first run wrote for lstm, to compare with what DVC restores later.
-    shutil.copytree(project / "models/lstm", project.parent / "first_run/models/lstm")
+    # What the first run wrote, to compare with what DVC restores later.
+    shutil.copytree(project / "models", project.parent / "first_run/models")
     shutil.copytree(project / "reports", project.parent / "first_run/reports")
     return project
+
+
+def first_run(project: Path) -> Path:
+    return project.parent / "first_run"
+
+
+@pytest.fixture(scope="module")
+def units_round_trip(project) -> dict:
+    """lstm's units changed to 6 and `dvc repro`, then back and `dvc repro` again: each run's
+    output and the training runs after it."""
+    trained_before = training_runs(project)
+    set_params(
+        project, {"models": {**tiny_params()["models"], "lstm": {"cell": "lstm", "units": 6}}}
+    )
+    changed = run(["dvc", "repro"], project)
+    trained_after_change = training_runs(project)
+    set_params(project, {"models": tiny_params()["models"]})
+    restored = run(["dvc", "repro"], project)
+    return {
+        "trained_before": trained_before,
+        "changed": changed,
+        "trained_after_change": trained_after_change,
+        "restored": restored,
+        "trained_after_restore": training_runs(project),
+    }
+
+
+@pytest.fixture(scope="module")
+def temporary_experiments(project) -> None:
+    """Two `dvc exp run --temp` experiments, as a user would run them: models.gru.units=5
+    ("wider-gru") and train.learning_rate=0.03 ("faster"), from a commit of the project."""
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "the first run"], project)
+    run(["dvc", "exp", "run", "--temp", "-n", "wider-gru", "-S", "models.gru.units=5"], project)
+    run(["dvc", "exp", "run", "--temp", "-n", "faster", "-S", "train.learning_rate=0.03"], project)
+
+
+def stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def tracking_client(project: Path) -> mlflow.MlflowClient:
@@ -166,14 +207,14 @@ def test_the_champion_is_the_best_model_by_validation_accuracy(project):
 
 
 def test_the_default_single_seed_report_makes_no_claim_about_the_recipes(project):
-    report = (project / "reports/comparison.md").read_text()
+    report = (first_run(project) / "reports/comparison.md").read_text()
     assert "One seed cannot compare the recipes" in report
     assert "freshly trained" not in report
     assert "This is about these two networks" in report
     assert "assumed: report.planning_seed_sd" in report
     # The first report has no champion to beat.
     assert report.rstrip().endswith("becomes the champion: there was none.")
-    pairs = pd.read_csv(project / "reports/comparison_pairs.csv")
+    pairs = pd.read_csv(first_run(project) / "reports/comparison_pairs.csv")
     assert set(pairs["about"]) == {"networks"}
 
 
@@ -207,22 +248,32 @@ def test_the_report_is_a_run_that_names_the_runs_it_compares(project):
     client = tracking_client(project)
     experiment = client.get_experiment_by_name("imdb-rnn-comparison")
     [report] = client.search_runs(
-        [experiment.experiment_id], filter_string="tags.pipeline_stage = 'report'"
+        [experiment.experiment_id],
+        filter_string="tags.pipeline_stage = 'report'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
     )
     compared = set(report.data.tags["compared_runs"].split(","))
-    assert compared == {run_.info.run_id for run_ in training_runs(project)}
+    trained = {
+        json.loads((first_run(project) / f"models/{name}/seed-42/mlflow_run.json").read_text())[
+            "run_id"
+        ]
+        for name in MODELS
+    }
+    assert compared == trained
 
 
-def test_changing_one_models_units_retrains_only_that_model(project):
-    runs_before = len(training_runs(project))
-    set_params(
-        project, {"models": {**tiny_params()["models"], "lstm": {"cell": "lstm", "units": 6}}}
+def test_changing_one_models_units_retrains_only_that_model(units_round_trip):
+    assert stages_run(units_round_trip["changed"]) == {
+        "train@lstm-42",
+        "evaluate@lstm-42",
+        "report",
+    }
+    runs_before, new_runs = (
+        units_round_trip["trained_before"],
+        units_round_trip["trained_after_change"],
     )
-    output = run(["dvc", "repro"], project)
-    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train@lstm-42", "evaluate@lstm-42", "report"}
-    new_runs = training_runs(project)
-    assert len(new_runs) == runs_before + 1
+    assert len(new_runs) == len(runs_before) + 1
     assert new_runs[0].data.tags["model_name"] == "lstm"
     assert new_runs[0].data.params["units"] == "6"
 
@@ -238,27 +289,28 @@ LSTM_OUTPUTS = [
 ]
 
 
-def test_going_back_to_params_trained_before_restores_them_from_the_run_cache(project):
-    # After the units change above: back to the first run's units.
-    runs_before = len(training_runs(project))
-    set_params(project, {"models": tiny_params()["models"]})
-    output = run(["dvc", "repro"], project)
-    ran = {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-    assert ran == {"report"}, output
+def test_going_back_to_params_trained_before_restores_them_from_the_run_cache(
+    project, units_round_trip
+):
+    output = units_round_trip["restored"]
+    assert stages_run(output) == {"report"}, output
     for stage in ("train@lstm-42", "evaluate@lstm-42"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in output
-    assert len(training_runs(project)) == runs_before  # No training, no new MLflow run.
+    # No training, no new MLflow run.
+    assert len(units_round_trip["trained_after_restore"]) == len(
+        units_round_trip["trained_after_change"]
+    )
     for output_file in LSTM_OUTPUTS:
         restored = (project / output_file).read_bytes()
-        assert restored == (project.parent / "first_run" / output_file).read_bytes(), output_file
+        assert restored == (first_run(project) / output_file).read_bytes(), output_file
     # The restored link names the run that trained the restored model, and it is still there.
     recorded = json.loads((project / "models/lstm/seed-42/mlflow_run.json").read_text())
     trained = tracking_client(project).get_run(recorded["run_id"])
     assert (trained.data.params["units"], trained.info.status) == ("8", "FINISHED")
 
 
-def test_the_champion_moves_only_to_a_better_model(project):
-    # Runs after the units changes above: the report has seen a retrained and a restored lstm.
+def test_the_champion_moves_only_to_a_better_model(project, units_round_trip):
+    # The report has seen a retrained and a restored lstm.
     client = tracking_client(project)
     versions = client.search_model_versions("name = 'imdb-sentiment'")
     champion = client.get_model_version_by_alias("imdb-sentiment", "champion")
@@ -285,11 +337,10 @@ def test_the_champion_moves_only_to_a_better_model(project):
     assert decision.startswith(("The champion stays", report.data.tags["best_model"]))
 
 
-def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(project):
+def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(
+    project, temporary_experiments
+):
     # `dvc exp run --temp` runs the stages in a copy under .dvc/tmp/exps, deleted afterwards.
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "after a round trip of lstm's units"], project)
-    run(["dvc", "exp", "run", "--temp", "-n", "wider-gru", "-S", "models.gru.units=5"], project)
     [gru_run] = [
         run_ for run_ in training_runs(project) if run_.data.tags.get("dvc_exp_name") == "wider-gru"
     ]
@@ -303,9 +354,9 @@ def test_runs_of_a_temporary_dvc_experiment_land_in_the_projects_store(project):
     assert ".dvc/tmp" not in gru_run.info.artifact_uri
 
 
-def test_the_readmes_experiment_table_fits_a_terminal_and_shows_what_changed(project):
-    # After the temporary experiment above (models.gru.units=5), one more, as a user would.
-    run(["dvc", "exp", "run", "--temp", "-n", "faster", "-S", "train.learning_rate=0.03"], project)
+def test_the_readmes_experiment_table_fits_a_terminal_and_shows_what_changed(
+    project, temporary_experiments
+):
     recipe = (PROJECT_ROOT / "Makefile").read_text().split("\nexp-show:", 1)[1]
     command = recipe.splitlines()[1].strip().replace("$$", "$")
     assert command.startswith("dvc exp show")
