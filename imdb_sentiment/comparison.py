@@ -228,18 +228,21 @@ def ensemble_sentences(
 
 
 def seeds_needed_sentence(correct: dict[str, np.ndarray], planning_seed_sd: float) -> str:
-    """How many seeds a verdict would take: from the runs' spread when there are several seeds,
-    from ``planning_seed_sd`` with one; the review term from the shared test reviews."""
+    """How many seeds a verdict would take: from the runs' spread and the shared test reviews
+    when there are several seeds, from ``planning_seed_sd`` alone with one."""
     observed = all(len(c) > 1 for c in correct.values())
     if observed:
         seed_sd = float(np.sqrt(np.mean([c.mean(axis=1).var(ddof=1) for c in correct.values()])))
     else:
         seed_sd = planning_seed_sd
+    # The review term of a difference shrinks as seeds are added (each review's score is
+    # averaged over more networks): measured on several seeds it is an upper bound for more;
+    # measured on one network per model it would bound nothing useful, so it is left out.
     review_variances = [
         (correct[a].mean(axis=0) - correct[b].mean(axis=0)).var(ddof=1) / correct[a].shape[1]
         for a, b in combinations(correct, 2)
     ]
-    review_variance = float(np.mean(review_variances)) if review_variances else 0.0
+    review_variance = float(np.mean(review_variances)) if observed and review_variances else 0.0
     return verdicts.seeds_needed_sentence(seed_sd, observed, review_variance)
 
 

@@ -155,7 +155,7 @@ def seeds_needed_sentence(seed_sd: float, observed: bool, review_variance: float
     for difference in PLANNED_DIFFERENCES:
         needed = significance.seeds_needed(difference, seed_sd, review_variance)
         count = f"{needed}" if needed is not None else "more than 1,000"
-        counts.append(f"{count} for {100 * difference:g} points")
+        counts.append(f"{count} for {100 * difference:g} point{'s' * (difference != 0.01)}")
     return (
         f"With runs that spread by {100 * seed_sd:.2f} points (sd over seeds, {where}), a "
         f"two-sided test at 5% finds a true difference in expected accuracy between two recipes "
