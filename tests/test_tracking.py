@@ -85,13 +85,22 @@ def _logged_model_uri() -> str:
         return mlflow.pyfunc.log_model(name="model", python_model=_Constant()).model_uri
 
 
-def test_the_champion_alias_moves_only_to_a_better_validation_accuracy(store):
+def test_the_champion_alias_moves_to_each_promoted_version_and_is_summarized(store):
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    first, worse, better = (_logged_model_uri() for _ in range(3))
-    assert tracking.promote_if_better("clf", first, 0.85, {"pipeline_model": "lstm"}) == ("1", True)
-    assert tracking.promote_if_better("clf", worse, 0.84, {}) == ("1", False)
-    assert tracking.promote_if_better("clf", worse, 0.85, {}) == ("1", False)
-    assert tracking.promote_if_better("clf", better, 0.86, {}) == ("2", True)
-    champion = store.get_model_version_by_alias("clf", "champion")
-    assert (str(champion.version), champion.tags["val_accuracy"]) == ("2", "0.86")
+    assert tracking.champion_summary("clf") is None  # No champion yet.
+    first, better = (_logged_model_uri() for _ in range(2))
+    tags = {"pipeline_model": "lstm", "seed": "42", "val_accuracy": "0.85", "val_reviews": "2500"}
+    assert tracking.promote("clf", first, tags) == "1"
+    assert tracking.champion_summary("clf") == {
+        "name": "lstm (seed 42, version 1)",
+        "val_accuracy": 0.85,
+        "val_reviews": 2500,
+        "version": "1",
+    }
+    # A version registered before versions carried val_reviews: the report uses its own.
+    assert tracking.promote("clf", better, {"pipeline_model": "gru", "seed": "7",
+                                            "val_accuracy": "0.88"}) == "2"  # fmt: skip
+    summary = tracking.champion_summary("clf")
+    assert (summary["version"], summary["val_accuracy"]) == ("2", 0.88)
+    assert summary["val_reviews"] is None
     assert len(store.search_model_versions("name = 'clf'")) == 2
