@@ -59,7 +59,7 @@ maxlen-sweep: setup
 	dvc queue status
 	python -m imdb_sentiment.sweep data.maxlen $(MAXLENS)
 
-# Training throughput against the seed's plain recipe, on the real prepared data (minutes).
+# Training throughput against the reference notebook's plain recipe, on the real prepared data (minutes).
 bench: setup
 	dvc repro prepare
 	python bench/benchmark.py

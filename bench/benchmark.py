@@ -1,4 +1,4 @@
-"""Training throughput of the pipeline against the seed's plain Keras recipe, and the
+"""Training throughput of the pipeline against the reference notebook's plain Keras recipe, and the
 pipeline's own overhead. Not a test: it prints numbers, on the real prepared data.
 
     python bench/benchmark.py                  # 3 repeats, 3 epochs each
@@ -27,13 +27,14 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from imdb_sentiment import paths, tracking  # noqa: E402
+from imdb_sentiment import paths  # noqa: E402
 from imdb_sentiment.dataset import EncodedSplit, load_split  # noqa: E402
 from imdb_sentiment.files import read_json  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
+from imdb_sentiment.tracking import records  # noqa: E402
 from imdb_sentiment.training import seed_everything, train_model  # noqa: E402
 
-SHUFFLE_BUFFER = 1000  # The seed's Dataset.shuffle(1000).
+SHUFFLE_BUFFER = 1000  # The reference notebook's Dataset.shuffle(1000).
 
 
 def epoch_timer():
@@ -75,7 +76,7 @@ def measurement(samples: int, fit_seconds: float, timer, val_accuracy: float) ->
 
 
 def plain_recipe(params, num_words: int, epochs: int, train, val) -> dict:
-    """The seed's recipe: a subclassed model fed by tf.data, one model.fit."""
+    """The reference notebook's recipe: a subclassed model fed by tf.data, one model.fit."""
     import keras
     import tensorflow as tf
     from keras import layers
@@ -83,7 +84,7 @@ def plain_recipe(params, num_words: int, epochs: int, train, val) -> dict:
     recurrent = {"simplernn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[params.cell]
     units = params.units
 
-    class SeedModel(keras.Model):
+    class NotebookModel(keras.Model):
         def __init__(self):
             super().__init__()
             self.embedding = layers.Embedding(num_words, params.embedding_dim)
@@ -102,9 +103,9 @@ def plain_recipe(params, num_words: int, epochs: int, train, val) -> dict:
             x = tf.nn.relu(self.dropout(self.fc1(x), training=training))
             return tf.sigmoid(self.fc2(x))
 
-    # As the seed ran, without op determinism (the pipeline's runs in this process switch it on).
+    # As the notebook ran, without op determinism (this process's pipeline runs switch it on).
     seed_everything(params.seed, op_determinism=False)
-    model = SeedModel()
+    model = NotebookModel()
     model.compile(
         optimizer=keras.optimizers.Adam(params.learning_rate),
         loss=keras.losses.BinaryCrossentropy(),
@@ -154,7 +155,7 @@ def pipeline(name: str, variant: dict, epochs: int, train, val, all_params, stor
             train,
             val,
             all_params.data.num_words,
-            callbacks=[tracking.epoch_metrics_callback(), timer],
+            callbacks=[records.epoch_metrics_callback(), timer],
         )
     return measurement(
         len(train.labels),
@@ -167,9 +168,9 @@ def pipeline(name: str, variant: dict, epochs: int, train, val, all_params, stor
 def throughput_table(repeats: int, epochs: int, variants: list[str], models: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
-    # The prepared split is ordered by review id, negatives first. The seed's data came shuffled
+    # The prepared split is ordered by review id, negatives first. The notebook's data came shuffled
     # (keras.datasets.imdb), and its Dataset.shuffle(1000) cannot mix a sorted split: shuffle
-    # once up front, as the seed's data was.
+    # once up front, as the notebook's data was.
     order = np.random.default_rng(0).permutation(len(train.labels))
     train = EncodedSplit(train.ids[order], train.reviews[order], train.labels[order])
     records = []

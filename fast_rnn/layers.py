@@ -25,6 +25,8 @@ TensorFlow backend only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -37,6 +39,10 @@ class _FusedLoop:
     with its gradient in the C++ kernels."""
 
     _cell_ops: type  # fused_ops.SimpleRNNCell, LSTMCell or GRUCell
+    # What the Keras RNN layer this is mixed into provides.
+    cell: Any
+    compute_dtype: str
+    unroll: bool
 
     def _can_fuse(self, mask) -> bool:
         cell = self.cell

@@ -1,8 +1,8 @@
 """A trained model together with its preprocessing: raw review text in, probability out.
 
 ``python -m imdb_sentiment.predict`` uses it on the pipeline's outputs, and every training run
-logs it to MLflow as a pyfunc model (``tracking.py``), so that ``mlflow.pyfunc.load_model`` and
-``mlflow models serve`` take raw reviews too.
+logs it to MLflow as a pyfunc model (``tracking/served_model.py``), so that
+``mlflow.pyfunc.load_model`` and ``mlflow models serve`` take raw reviews too.
 """
 
 from __future__ import annotations
@@ -10,11 +10,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from imdb_sentiment.text import ReviewEncoder, load_encoder
+
+if TYPE_CHECKING:  # Importing Keras here would load TensorFlow with every import of this.
+    import keras
 
 TEXT_COLUMN = "text"
 # A label's index is the 0/1 class it names.
@@ -25,6 +29,10 @@ EXAMPLE_REVIEWS = [
     "Not good at all: a dull plot, wooden acting and an ending that made no sense.",
 ]
 
+
+# A classifier's files, by the names the logged model gives them as artifacts, in the order
+# ReviewClassifier.from_files takes them.
+CLASSIFIER_FILES = ("keras_model", "vocabulary", "encoding")
 
 # A served model refuses more reviews than this in one request, so that the server's memory and
 # its other clients' wait stay bounded. Larger jobs go in several requests, or through the
@@ -80,7 +88,7 @@ PREDICT_BATCH = 1024
 class ReviewClassifier:
     """A Keras model and the encoder its training data went through."""
 
-    keras_model: object  # keras.Model; not annotated as such, to keep Keras out of this import.
+    keras_model: keras.Model
     encoder: ReviewEncoder
 
     @classmethod

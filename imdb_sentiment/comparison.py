@@ -47,12 +47,12 @@ def read_test_probabilities(
     names: list[str], seeds: list[int]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The test labels (1 positive), and every model's probabilities ``[seeds, reviews]``."""
-    probabilities, labels = {}, None
+    probabilities = {}
     for name in names:
         tables = [pd.read_csv(paths.evaluation_predictions(name, seed)) for seed in seeds]
-        labels = (tables[0]["actual"] == "positive").to_numpy().astype(int)
         probabilities[name] = np.stack([table["probability"].to_numpy() for table in tables])
-    return labels, probabilities
+    # Every evaluation scored the same test split, in its order.
+    return tables[0]["actual"].to_numpy(), probabilities
 
 
 def correctness(

@@ -14,6 +14,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,9 @@ def read_archive(archive: Path) -> tuple[dict[str, RawSplit], dict[str, int]]:
                 if not (match and member.isfile()):
                     continue
                 split, label, review_id = match.groups()
-                data = tar.extractfile(member).read()
+                file = tar.extractfile(member)
+                assert file is not None  # member.isfile() was checked above.
+                data = file.read()
                 try:
                     text = data.decode("utf-8")
                 except UnicodeDecodeError:
@@ -182,7 +185,8 @@ def prepare_splits(
         drop_stop_words=params.drop_stop_words,
     )
     known_words = frozenset(encoder.vocabulary[OUT_OF_VOCABULARY_ID + 1 :])
-    encoded_splits, stats = {}, {"vocabulary_size": len(encoder.vocabulary)}
+    encoded_splits: dict[str, EncodedSplit] = {}
+    stats: dict[str, Any] = {"vocabulary_size": len(encoder.vocabulary)}
     for name, (split, index) in selections.items():
         labels = split.labels[index]
         encoded_splits[name] = EncodedSplit(

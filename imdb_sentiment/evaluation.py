@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from imdb_sentiment.classifier import LABELS, classify
-
 
 def score(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict:
     """Test metrics of positive-class ``probabilities`` against 0/1 ``labels``.
@@ -35,13 +33,16 @@ def score(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> di
     }
 
 
-def predictions_table(labels: np.ndarray, probabilities: np.ndarray, threshold: float):
-    """Per test review, in the test split's order: its actual and predicted label (DVC's
-    confusion-matrix plot) and the predicted probability that it is positive."""
+def predictions_table(
+    labels: np.ndarray, probabilities: np.ndarray, threshold: float
+) -> pd.DataFrame:
+    """Per test review, in the test split's order: its actual and predicted class, 1 positive
+    and 0 negative (DVC's confusion-matrix plot; the report reads them as they are), and the
+    predicted probability that it is positive."""
     return pd.DataFrame(
         {
-            "actual": LABELS[labels],
-            "predicted": classify(probabilities, threshold)["label"],
+            "actual": labels.astype(int),
+            "predicted": (probabilities >= threshold).astype(int),
             "probability": probabilities,
         }
     )

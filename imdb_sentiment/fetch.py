@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import logging
 import shutil
 import time
@@ -50,7 +51,7 @@ class _CutShort(OSError):
 
 
 def copy_with_checksum(
-    source: BinaryIO, target: BinaryIO, total_bytes: int | None
+    source: io.BufferedIOBase, target: BinaryIO, total_bytes: int | None
 ) -> tuple[str, int]:
     """Copies ``source`` to ``target`` with a progress bar.
 
@@ -127,6 +128,7 @@ def fetch(
     """
     if not url.startswith(("http://", "https://")):
         retry_delays = ()
+    failure: OSError
     with atomic_path(destination) as partial:
         for attempt, delay in enumerate((*retry_delays, None), start=1):
             try:

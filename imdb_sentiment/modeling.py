@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 from keras import layers
 
 import fast_rnn.layers
-
-# Registers how models saved before fast_rnn was a package of its own stored their layers.
-from imdb_sentiment import legacy  # noqa: F401
+from imdb_sentiment.cli import StageError
+from imdb_sentiment.params import ModelParams
 
 # The recurrent layer of each cell type, per ``train.recurrent_implementation``: the same
 # function with the same weights, computed by this project's C++ kernels or by Keras' own loop.
@@ -18,70 +19,48 @@ RECURRENT_LAYERS = {
 }
 
 
-def build_model(
-    cell: str,
-    vocabulary_size: int,
-    sequence_length: int,
-    embedding_dim: int,
-    recurrent_layers: int,
-    units: int,
-    dropout: float,
-    dense_units: int,
-    dense_dropout: float,
-    recurrent_implementation: str = "fused",
-    bidirectional: bool = False,
-    pooling: str = "last",
-) -> keras.Model:
-    """The seed's architecture: Embedding, stacked recurrent layers, Dense, Dropout, ReLU, and a
-    sigmoid output giving the probability that a review is positive.
+def build_model(params: ModelParams, vocabulary_size: int, sequence_length: int) -> keras.Model:
+    """The reference notebook's architecture: Embedding, stacked recurrent layers, Dense,
+    Dropout, ReLU, and a sigmoid output giving the probability that a review is positive.
 
     Args:
-        cell: ``simplernn``, ``lstm`` or ``gru``.
+        params: The model's hyperparameters; what shapes the network: ``cell``,
+            ``embedding_dim``, ``layers`` (stacked recurrent layers), ``units``, ``dropout`` (on
+            the inputs of each recurrent layer), ``dense_units``, ``dense_dropout``,
+            ``recurrent_implementation`` (``fused``: ``fast_rnn``'s layers, each layer's time
+            loop in one C++ op; ``keras``: Keras' own layers, cuDNN on a GPU),
+            ``bidirectional`` (each recurrent layer reads the review both ways, ``units`` per
+            direction, so the state the classifier sees has read the review's beginning as
+            recently as its end) and ``pooling`` (what the dense layers read of the last
+            recurrent layer: ``last``, its final state, as the notebook did, or ``max``, each
+            unit's largest output over all tokens, so that a telling phrase counts wherever it
+            is in a long review).
         vocabulary_size: Token ids run from 0 to ``vocabulary_size - 1``.
         sequence_length: Tokens per (padded) review.
-        recurrent_layers: How many recurrent layers are stacked.
-        dropout: Dropout on the inputs of each recurrent layer.
-        recurrent_implementation: ``fused`` (``fast_rnn``'s layers, each layer's time loop in
-            one C++ op) or ``keras`` (Keras' own layers, cuDNN on a GPU).
-        bidirectional: Each recurrent layer reads the review both ways (Keras'
-            ``Bidirectional``, ``units`` per direction, outputs concatenated), so the state the
-            classifier sees has read the review's beginning as recently as its end.
-        pooling: What the dense layers read of the last recurrent layer: ``last``, its final
-            state (the seed's), or ``max``, each unit's largest output over all tokens, so
-            that a telling phrase counts wherever it is in a long review.
 
     Returns:
         An uncompiled model mapping ``[batch, sequence_length]`` int ids to ``[batch, 1]``.
     """
-    if recurrent_implementation not in RECURRENT_LAYERS:
-        raise ValueError(
-            f"unknown recurrent_implementation {recurrent_implementation!r}; "
-            f"choose one of {', '.join(RECURRENT_LAYERS)}"
-        )
-    recurrent_layer = RECURRENT_LAYERS[recurrent_implementation].get(cell)
-    if recurrent_layer is None:
-        raise ValueError(
-            f"unknown cell {cell!r}; choose one of {', '.join(fast_rnn.layers.LAYERS)}"
-        )
-    if pooling not in ("last", "max"):
-        raise ValueError(f"unknown pooling {pooling!r}; choose last or max")
+    # params.py has checked every value; no second check here.
+    cell, pooling, recurrent_layers = params.cell, params.pooling, params.layers
+    recurrent_layer = RECURRENT_LAYERS[params.recurrent_implementation][cell]
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
-    x = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(token_ids)
+    x = layers.Embedding(vocabulary_size, params.embedding_dim, name="embedding")(token_ids)
     for index in range(recurrent_layers):
         # Every layer but the last passes its whole sequence on to the next one.
         layer = recurrent_layer(
-            units,
-            dropout=dropout,
+            params.units,
+            dropout=params.dropout,
             return_sequences=index < recurrent_layers - 1 or pooling == "max",
             name=f"{cell}_{index + 1}",
         )
-        if bidirectional:
+        if params.bidirectional:
             layer = layers.Bidirectional(layer, name=f"bidirectional_{cell}_{index + 1}")
         x = layer(x)
     if pooling == "max":
         x = layers.GlobalMaxPooling1D(name="max_over_tokens")(x)
-    x = layers.Dense(dense_units, name="dense")(x)
-    x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
+    x = layers.Dense(params.dense_units, name="dense")(x)
+    x = layers.Dropout(params.dense_dropout, name="dense_dropout")(x)
     x = layers.ReLU(name="relu")(x)
     probability = layers.Dense(1, activation="sigmoid", name="positive_probability")(x)
     return keras.Model(token_ids, probability, name=f"{cell}_classifier")
@@ -90,7 +69,7 @@ def build_model(
 def compile_model(
     model: keras.Model, learning_rate: float, steps_per_execution: int = 1
 ) -> keras.Model:
-    """Adam and binary cross-entropy, reporting accuracy, as in the seed."""
+    """Adam and binary cross-entropy, reporting accuracy, as in the reference notebook."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
@@ -100,6 +79,32 @@ def compile_model(
     return model
 
 
-def load_model(path) -> keras.Model:
-    """Loads a saved classifier; importing this module registered its recurrent layers."""
-    return keras.models.load_model(path)
+class ModelFileError(StageError):
+    """A saved model cannot be loaded; the message names the file and how to get it back."""
+
+
+def load_model(path: Path) -> keras.Model:
+    """Loads a saved classifier; importing this module registered its recurrent layers.
+
+    Raises:
+        ModelFileError: The file is missing, was saved by an earlier layout of this project, or
+            is corrupt; the message says which, and the fix.
+    """
+    if not Path(path).is_file():
+        raise ModelFileError(f"{path} is missing: run `dvc repro` (or `dvc checkout`) first")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:
+        if "Could not locate class 'ProjectedStack'" in str(error):
+            # Models saved before fast_rnn became a package kept their recurrent layers in one
+            # ProjectedStack layer; a model in the workspace is retrained by the next `dvc
+            # repro` anyway, and a logged MLflow model carries the code that loads it.
+            raise ModelFileError(
+                f"{path} was saved by an earlier layout of this project (its recurrent layers "
+                "in one ProjectedStack layer), which this code does not load: run `dvc repro` "
+                "to train it again, or load it with the commit that trained it"
+            ) from None
+        raise ModelFileError(
+            f"{path} cannot be loaded, it is corrupt or truncated ({type(error).__name__}): "
+            "restore it with `dvc checkout`, or train it again with `dvc repro`"
+        ) from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -16,13 +16,17 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from imdb_sentiment.cli import StageError
 
-CELL_TYPES = ("simplernn", "lstm", "gru")
+Cell = Literal["simplernn", "lstm", "gru"]
+CELL_TYPES: tuple[str, ...] = get_args(Cell)
 MODEL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -100,26 +104,26 @@ class TrainParams(Hyperparameters):
         return seeds
 
 
-class ModelOverrides(_Section):
-    """A ``models.<name>`` entry: its cell type and any train defaults it changes."""
+def _optional(field: FieldInfo) -> tuple[Any, None]:
+    """A hyperparameter's type and constraints, made optional: a model may leave it out."""
+    constrained: Any = field.annotation
+    if field.metadata:
+        constrained = Annotated[constrained, *field.metadata]
+    return constrained | None, None
 
-    cell: Literal["simplernn", "lstm", "gru"]
-    embedding_dim: PositiveInt | None = None
-    layers: PositiveInt | None = None
-    units: PositiveInt | None = None
-    dropout: Probability | None = None
-    dense_units: PositiveInt | None = None
-    dense_dropout: Probability | None = None
-    batch_size: PositiveInt | None = None
-    epochs: PositiveInt | None = None
-    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
-    early_stopping_patience: PositiveInt | None = None
-    recurrent_implementation: Literal["fused", "keras"] | None = None
-    bidirectional: bool | None = None
-    pooling: Literal["last", "max"] | None = None
-    steps_per_execution: PositiveInt | None = None
-    distribution: Literal["none", "mirrored", "multi_worker"] | None = None
-    op_determinism: bool | None = None
+
+# A ``models.<name>`` entry: its cell type and any train defaults it changes. Derived from
+# Hyperparameters, so that a new hyperparameter is written once.
+if TYPE_CHECKING:  # Type checkers cannot follow create_model: to them, an entry is a section.
+    ModelOverrides = _Section
+else:
+    ModelOverrides = create_model(
+        "ModelOverrides",
+        __base__=_Section,
+        __doc__="A ``models.<name>`` entry: its cell type and any train defaults it changes.",
+        cell=(Cell, ...),
+        **{name: _optional(field) for name, field in Hyperparameters.model_fields.items()},
+    )
 
 
 class ModelParams(Hyperparameters):
@@ -127,7 +131,7 @@ class ModelParams(Hyperparameters):
     overrides), and the seed of its initialization, dropout and shuffling."""
 
     name: str
-    cell: Literal["simplernn", "lstm", "gru"]
+    cell: Cell
     seed: Seed
 
 
@@ -171,7 +175,7 @@ class Params(_Section):
         return ModelParams(name=name, seed=seed, **{**shared, **overrides})
 
 
-def _format_error(error: dict[str, Any]) -> str:
+def _format_error(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check its spelling; see params.yaml's comments)"
@@ -194,7 +198,8 @@ def parse_params(raw: Any) -> Params:
     """
     if not isinstance(raw, dict):
         raise ParamsError(f"params.yaml must be a mapping of sections, got {type(raw).__name__}")
-    problems = []
+    problems: list[str] = []
+    params: Params | None
     try:
         params = Params.model_validate(raw)
     except ValidationError as error:
@@ -219,7 +224,7 @@ def parse_params(raw: Any) -> Params:
             if (model := params.model(name)).distribution == "multi_worker"
             and model.steps_per_execution != 1
         ]
-    if problems:
+    if problems or params is None:
         raise ParamsError("params.yaml has problems:\n  " + "\n  ".join(problems))
     return params
 

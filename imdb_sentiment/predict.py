@@ -201,7 +201,8 @@ def main(argv: list[str]) -> None:
 
 def _write(reviews: list[Review], predictions: dict[str, pd.DataFrame], as_json: bool) -> None:
     if not as_json:
-        table = predictions_table([review.text for review in reviews], predictions)
+        texts = [review.text for review in reviews if review.text is not None]
+        table = predictions_table(texts, predictions)
         sys.stdout.write(table.to_string(index=False) + "\n")
         return
     for row, review in enumerate(reviews):

@@ -19,11 +19,12 @@ import sys
 import pandas as pd
 import yaml
 
-from imdb_sentiment import paths, plots, tracking
+from imdb_sentiment import paths, plots
 from imdb_sentiment.cli import StageError, run_stage
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS
 from imdb_sentiment.files import write_text
 from imdb_sentiment.params import Params, load_params, parse_params
+from imdb_sentiment.tracking import records
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _with_value(params: Params, key: str, value: str) -> Params:
 
 def expected_run_params(params: Params, model: str, seed: int) -> dict[str, str]:
     """The params a training run of ``model`` and ``seed`` logs, as MLflow stores them."""
-    return tracking.training_run_params(
+    return records.training_run_params(
         params.model(model, seed).model_dump(),
         params.data.model_dump(include=set(SHAPING_DATA_PARAMS)),
     )
@@ -114,7 +115,7 @@ def main(argv: list[str]) -> None:
         )
     key, values = argv[0], argv[1:]
     params = load_params(paths.PARAMS_FILE)
-    runs = tracking.finished_training_runs(params.mlflow.experiment_name)
+    runs = records.finished_training_runs(params.mlflow.experiment_name)
     table = sweep_table(runs, params, key, values)
     missing = [str(value) for value in table.loc[table["seeds"] == 0, key].unique()]
     commands = [f"dvc exp run --queue -S {key}={value}" for value in missing]

@@ -6,6 +6,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -14,10 +15,13 @@ from imdb_sentiment.dataset import EncodedSplit
 from imdb_sentiment.distribution import make_strategy
 from imdb_sentiment.params import ModelParams
 
+if TYPE_CHECKING:  # Importing Keras here would load TensorFlow with every import of this.
+    import keras
+
 
 @dataclass(frozen=True)
 class TrainingResult:
-    model: object  # keras.Model; not annotated as such, to keep Keras out of this import.
+    model: keras.Model
     history: pd.DataFrame
     # The best epoch, its validation scores and the model's size: the same on every rerun.
     summary: dict
@@ -109,20 +113,7 @@ def train_model(
     strategy = make_strategy(params.distribution)
     seed_everything(params.seed, params.op_determinism)
     with strategy.scope():
-        model = build_model(
-            params.cell,
-            vocabulary_size=vocabulary_size,
-            sequence_length=train.reviews.shape[1],
-            embedding_dim=params.embedding_dim,
-            recurrent_layers=params.layers,
-            units=params.units,
-            dropout=params.dropout,
-            dense_units=params.dense_units,
-            dense_dropout=params.dense_dropout,
-            recurrent_implementation=params.recurrent_implementation,
-            bidirectional=params.bidirectional,
-            pooling=params.pooling,
-        )
+        model = build_model(params, vocabulary_size, sequence_length=train.reviews.shape[1])
         compile_model(model, params.learning_rate, params.steps_per_execution)
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True

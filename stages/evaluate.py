@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from imdb_sentiment import paths, tracking
+from imdb_sentiment import paths
 from imdb_sentiment.cli import StageError, run_stage
 from imdb_sentiment.dataset import load_split
 from imdb_sentiment.evaluation import predictions_table, score
 from imdb_sentiment.files import read_json, write_json, write_text
 from imdb_sentiment.params import load_params
+from imdb_sentiment.tracking import records, store
 
 logger = logging.getLogger(__name__)
 
@@ -29,13 +30,13 @@ def main(argv: list[str]) -> None:
     all_params = load_params(paths.PARAMS_FILE)
     all_params.model(name, seed)  # A model or seed that params.yaml does not list is an error.
     threshold = all_params.evaluate.threshold
-    run_id = read_json(paths.run_id_file(name, seed))["run_id"]
-    with tracking.run(all_params.mlflow.experiment_name, run_id=run_id):
+    trained = read_json(paths.run_id_file(name, seed))
+    with store.run(all_params.mlflow.experiment_name, run_id=trained["run_id"]):
         # Imported here, after run_stage has loaded TensorFlow quietly.
         from imdb_sentiment.modeling import load_model
 
         test = load_split(paths.TEST_SPLIT)
-        tracking.log_dataset(test, paths.TEST_SPLIT, "test")
+        test_set = records.log_dataset(test, paths.TEST_SPLIT, "test")
         model = load_model(paths.model_file(name, seed))
         probabilities = model.predict(test.reviews, batch_size=1024, verbose=0).ravel()
         result = score(test.labels, probabilities, threshold)
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> None:
             paths.evaluation_predictions(name, seed),
             predictions.to_csv(index=False, float_format="%.9g"),
         )
-        tracking.log_evaluation(name, threshold, result)
+        records.log_evaluation(name, threshold, result, trained["model_uri"], test_set)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ import logging
 
 import pandas as pd
 
-from imdb_sentiment import comparison, paths, plots, tracking
+from imdb_sentiment import comparison, paths, plots
 from imdb_sentiment.cli import run_stage
 from imdb_sentiment.files import read_json, write_json, write_text
 from imdb_sentiment.params import load_params
+from imdb_sentiment.tracking import records, registry, store
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,9 @@ def main(argv: list[str]) -> None:
     pairs = comparison.pairs_table(correct, seeds, report.equivalence_margin)
     validation_reviews = int(read_json(paths.DATA_STATS)["val"]["reviews"])
     tags = {"pipeline_stage": "report", "compared_runs": ",".join(runs["mlflow_run_id"])}
-    with tracking.run(all_params.mlflow.experiment_name, run_name="comparison", tags=tags):
+    with store.run(all_params.mlflow.experiment_name, run_name="comparison", tags=tags):
         best = comparison.best_by_validation(table, runs)
-        incumbent = tracking.champion_summary(report.registered_model_name)
+        incumbent = registry.champion_summary(report.registered_model_name)
         if incumbent is not None and incumbent["val_reviews"] is None:
             incumbent["val_reviews"] = validation_reviews
         promote, why = comparison.champion_decision(best, validation_reviews, incumbent)
@@ -68,7 +69,7 @@ def main(argv: list[str]) -> None:
         write_text(paths.PAIRS_CSV, pairs.to_csv(index=False))
         write_json(paths.SUMMARY_METRICS, comparison.summary_metrics(table))
         logger.info("Comparison:\n%s", markdown)
-        tracking.log_comparison(
+        records.log_comparison(
             table,
             [paths.COMPARISON_TABLE, paths.COMPARISON_CSV, paths.PAIRS_CSV, *figures],
         )
@@ -80,15 +81,15 @@ def main(argv: list[str]) -> None:
                 "val_accuracy": str(float(best["val_accuracy"])),
                 "val_reviews": str(validation_reviews),
             }
-            version = tracking.promote(
+            version = registry.promote(
                 report.registered_model_name, best["model_uri"], version_tags
             )
-        tracking.log_champion(best["model"], version, promote, why)
+        registry.log_champion(best["model"], version, promote, why)
         logger.info(
             "%s %s@%s is version %s.",
             why,
             report.registered_model_name,
-            tracking.CHAMPION_ALIAS,
+            registry.CHAMPION_ALIAS,
             version,
         )
 

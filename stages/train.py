@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 
-from imdb_sentiment import paths, tracking
+from imdb_sentiment import paths
 from imdb_sentiment.cli import StageError, run_stage
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS, load_split
 from imdb_sentiment.distribution import cluster, cluster_task, is_chief
 from imdb_sentiment.files import atomic_path, write_json, write_text
 from imdb_sentiment.params import load_params
 from imdb_sentiment.text import load_encoder
+from imdb_sentiment.tracking import packaging, records, store
 from imdb_sentiment.training import train_model
 
 logger = logging.getLogger(__name__)
@@ -60,14 +61,14 @@ def main(argv: list[str]) -> None:
     if params.distribution == "multi_worker":
         tags["tf_config_cluster"] = json.dumps(cluster())
     experiment = all_params.mlflow.experiment_name
-    with tracking.run(experiment, f"{name}-{seed}", tags, system_metrics=True) as run:
-        tracking.log_training_inputs(
+    with store.run(experiment, f"{name}-{seed}", tags, system_metrics=True) as run:
+        records.log_training_inputs(
             params.model_dump(),
             all_params.data.model_dump(include=set(SHAPING_DATA_PARAMS)),
             {"training": (train, paths.TRAIN_SPLIT), "validation": (val, paths.VALIDATION_SPLIT)},
         )
         result = train_model(
-            params, train, val, vocabulary_size, callbacks=[tracking.epoch_metrics_callback()]
+            params, train, val, vocabulary_size, callbacks=[records.epoch_metrics_callback()]
         )
         logger.info("Trained %s with seed %d: %s %s", name, seed, result.summary, result.timing)
         with atomic_path(paths.model_file(name, seed)) as temporary:
@@ -75,16 +76,18 @@ def main(argv: list[str]) -> None:
         write_text(paths.training_history(name, seed), result.history.to_csv(index=False))
         write_json(paths.training_summary(name, seed), result.summary)
         write_json(paths.training_time(name, seed), result.timing)
-        model_uri = tracking.log_training_outputs(
+        records.log_training_outputs(
             name,
             {**result.summary, **result.timing},
             result.history,
             paths.training_history(name, seed),
+        )
+        model_uri = packaging.log_classifier(
             {
                 "keras_model": paths.model_file(name, seed),
                 "vocabulary": paths.VOCABULARY,
                 "encoding": paths.ENCODING_SETTINGS,
-            },
+            }
         )
         write_json(
             paths.run_id_file(name, seed),

@@ -19,15 +19,28 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_ARCHIVE = PROJECT_ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz"
 # The tests' own params: small enough to train in seconds, large enough to learn the synthetic
-# reviews, and fixed, whatever the project's params.yaml holds.
+# reviews, and fixed, whatever the project's params.yaml holds. A key they leave out (a new
+# hyperparameter, say) takes the project's value.
 TEST_PARAMS_FILE = PROJECT_ROOT / "tests" / "data" / "params.yaml"
 
 
 def tiny_params(local_copy: Path | None = None, sha256: str | None = None) -> dict:
     """A fresh copy of the tests' params, reading the archive ``local_copy`` if given."""
-    params = yaml.safe_load(TEST_PARAMS_FILE.read_text())
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    for section, values in yaml.safe_load(TEST_PARAMS_FILE.read_text()).items():
+        # The tests' models replace the project's; other sections change key by key.
+        params[section] = values if section == "models" else {**params[section], **values}
     params["data"].update(local_copy=local_copy and str(local_copy), local_copy_sha256=sha256)
     return params
+
+
+def model_params(cell: str = "gru", **hyperparameters):
+    """The tests' params of the model of ``cell``, with ``hyperparameters`` changed: for
+    building a model by keyword (``build_model(model_params("lstm", units=4), 100, 12)``)."""
+    from imdb_sentiment.params import ModelParams, parse_params
+
+    tests_model = parse_params(tiny_params()).model(cell)
+    return ModelParams.model_validate({**tests_model.model_dump(), **hyperparameters})
 
 
 POSITIVE_WORDS = ["great", "wonderful", "superb", "moving", "brilliant", "loved", "beautiful"]

@@ -11,7 +11,7 @@ from imdb_sentiment import classifier
 from imdb_sentiment.classifier import ReviewClassifier
 from imdb_sentiment.modeling import build_model
 from imdb_sentiment.text import ReviewEncoder, build_vocabulary, tokenize
-from tests.conftest import synthetic_review
+from tests.conftest import model_params, synthetic_review
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,9 @@ def review_classifier() -> ReviewClassifier:
     encoder = ReviewEncoder(tuple(vocabulary), 16, "pre", "pre", drop_stop_words=False)
     keras.utils.set_random_seed(0)
     # Dropout, so that a call in training mode would give other numbers.
-    model = build_model("gru", 40, 16, 8, 2, 8, 0.5, 8, 0.5)
+    shape = {"embedding_dim": 8, "layers": 2, "units": 8, "dense_units": 8}
+    params = model_params("gru", **shape, dropout=0.5, dense_dropout=0.5)
+    model = build_model(params, vocabulary_size=40, sequence_length=16)
     # Weights away from the initializers', so that the probabilities spread.
     model.set_weights([np.random.default_rng(1).normal(size=w.shape) for w in model.get_weights()])
     return ReviewClassifier(model, encoder)

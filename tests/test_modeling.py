@@ -3,17 +3,15 @@ import numpy as np
 import pytest
 
 import fast_rnn.layers
-from imdb_sentiment.modeling import RECURRENT_LAYERS, build_model, load_model
-from tests.conftest import PROJECT_ROOT
+from imdb_sentiment.modeling import RECURRENT_LAYERS, ModelFileError, build_model, load_model
+from tests.conftest import PROJECT_ROOT, model_params
 
 
-def small_model(cell, sequence_length, **options):
+def small_model(cell, sequence_length, **hyperparameters):
     """A classifier small enough for a test: 100 words, embedding 8, two layers of 4 units."""
-    defaults = {
-        **{"vocabulary_size": 100, "embedding_dim": 8, "recurrent_layers": 2, "units": 4},
-        **{"dropout": 0.5, "dense_units": 6, "dense_dropout": 0.5},
-    }
-    return build_model(cell, sequence_length=sequence_length, **{**defaults, **options})
+    shape = {"embedding_dim": 8, "layers": 2, "units": 4, "dropout": 0.5, "dense_units": 6}
+    params = model_params(cell, **{**shape, "dense_dropout": 0.5, **hyperparameters})
+    return build_model(params, vocabulary_size=100, sequence_length=sequence_length)
 
 
 @pytest.mark.parametrize("cell", sorted(fast_rnn.layers.LAYERS))
@@ -60,29 +58,32 @@ def test_max_pooling_reads_every_token_of_the_last_layer(bidirectional):
 
 
 def test_one_recurrent_layer_is_allowed():
-    model = build_model(
-        "gru", 50, 10, 4, recurrent_layers=1, units=3, dropout=0.0, dense_units=2, dense_dropout=0.0
-    )
+    model = small_model("gru", 10, layers=1)
+    assert [layer.name for layer in model.layers if layer.name.startswith("gru")] == ["gru_1"]
     assert model.output_shape == (None, 1)
 
 
-def test_unknown_cell_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown cell 'transformer'; choose one of simplernn"):
-        build_model("transformer", 50, 10, 4, 1, 3, 0.0, 2, 0.0)
+def test_the_hyperparameters_that_shape_the_network_reach_it():
+    model = small_model("lstm", 10, embedding_dim=5, units=3, dense_units=7, dense_dropout=0.25)
+    assert model.get_layer("embedding").output.shape == (None, 10, 5)
+    assert model.get_layer("lstm_2").output.shape == (None, 3)
+    assert model.get_layer("dense").output.shape == (None, 7)
+    assert model.get_layer("dense_dropout").rate == 0.25
+    assert model.get_layer("lstm_1").dropout == 0.5
 
 
-def test_unknown_pooling_names_the_known_ones():
-    with pytest.raises(ValueError, match="unknown pooling 'mean'; choose last or max"):
-        build_model("gru", 50, 10, 4, 1, 3, 0.0, 2, 0.0, pooling="mean")
+def test_a_model_saved_by_an_earlier_layout_is_refused_with_the_fix():
+    # Saved when the recurrent layers sat inside one ProjectedStack layer.
+    saved = PROJECT_ROOT / "tests" / "data" / "saved_before_fast_rnn.keras"
+    with pytest.raises(ModelFileError, match=r"saved by an earlier layout .* run `dvc repro`"):
+        load_model(saved)
 
 
-def test_a_model_saved_before_fast_rnn_was_its_own_package_loads_and_predicts_the_same():
-    # Saved by the previous code (its recurrent layers inside one ProjectedStack layer), with
-    # its predictions at the time.
-    saved = PROJECT_ROOT / "tests" / "data" / "saved_before_fast_rnn"
-    model = load_model(saved.with_suffix(".keras"))
-    expected = np.load(saved.with_suffix(".npz"))
-    # Another CPU may round the last bit differently: the same function, not the same bits.
-    np.testing.assert_allclose(
-        model.predict(expected["token_ids"], verbose=0), expected["probabilities"], rtol=1e-6
-    )
+def test_a_truncated_model_file_is_reported_as_corrupt_with_the_fix(tmp_path):
+    model_file = tmp_path / "model.keras"
+    small_model("gru", 10).save(model_file)
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match=r"model.keras cannot be loaded, it is corrupt .*"):
+        load_model(model_file)
+    with pytest.raises(ModelFileError, match=r"missing\.keras is missing: run `dvc repro`"):
+        load_model(tmp_path / "missing.keras")

@@ -4,11 +4,12 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from imdb_sentiment import paths, tracking
+from imdb_sentiment import paths
+from imdb_sentiment.tracking import registry, store
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def client(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     yield mlflow.MlflowClient(tracking_uri=uri)
@@ -30,37 +31,37 @@ def test_a_dvc_experiment_copy_uses_the_store_of_the_project_it_was_copied_from(
 def test_default_store_is_mlflow_db_in_the_project_root(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     expected = f"sqlite:///{paths.users_project() / 'mlflow.db'}"
-    assert tracking.tracking_uri() == expected
+    assert store.tracking_uri() == expected
     assert os.path.isabs(expected.removeprefix("sqlite:///"))
 
 
-def test_a_run_that_succeeds_ends_finished_with_source_tags(store):
-    with tracking.run("test", run_name="ok", tags={"model_name": "gru"}) as run:
+def test_a_run_that_succeeds_ends_finished_with_source_tags(client):
+    with store.run("test", run_name="ok", tags={"model_name": "gru"}) as run:
         mlflow.log_metric("x", 1.0)
-    finished = store.get_run(run.info.run_id)
+    finished = client.get_run(run.info.run_id)
     assert finished.info.status == "FINISHED"
     assert finished.data.tags["model_name"] == "gru"
     assert finished.data.tags["git_dirty"] in {"true", "false"}
 
 
-def test_a_run_that_raises_ends_failed(store):
-    with pytest.raises(RuntimeError), tracking.run("test"):
+def test_a_run_that_raises_ends_failed(client):
+    with pytest.raises(RuntimeError), store.run("test"):
         raise RuntimeError("boom")
-    assert status_of_only_run(store) == "FAILED"
+    assert status_of_only_run(client) == "FAILED"
 
 
-def test_a_run_interrupted_by_ctrl_c_ends_killed(store):
-    with pytest.raises(KeyboardInterrupt), tracking.run("test"):
+def test_a_run_interrupted_by_ctrl_c_ends_killed(client):
+    with pytest.raises(KeyboardInterrupt), store.run("test"):
         raise KeyboardInterrupt
-    assert status_of_only_run(store) == "KILLED"
+    assert status_of_only_run(client) == "KILLED"
 
 
-def test_a_reopened_run_keeps_its_tags_and_ends_finished_again(store):
-    with tracking.run("test", tags={"pipeline_stage": "train"}) as first:
+def test_a_reopened_run_keeps_its_tags_and_ends_finished_again(client):
+    with store.run("test", tags={"pipeline_stage": "train"}) as first:
         pass
-    with tracking.run("test", run_id=first.info.run_id):
+    with store.run("test", run_id=first.info.run_id):
         mlflow.log_metric("test_accuracy", 0.9)
-    reopened = store.get_run(first.info.run_id)
+    reopened = client.get_run(first.info.run_id)
     assert reopened.info.status == "FINISHED"
     assert reopened.data.tags["pipeline_stage"] == "train"
     assert reopened.data.metrics["test_accuracy"] == 0.9
@@ -70,7 +71,7 @@ def test_an_unusable_store_is_a_tracking_error_naming_it(monkeypatch, tmp_path):
     (tmp_path / "not-a-folder").write_text("a file where the store's folder should be")
     uri = f"sqlite:///{tmp_path / 'not-a-folder' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with pytest.raises(tracking.TrackingError, match="not-a-folder"), tracking.run("test"):
+    with pytest.raises(store.TrackingError, match="not-a-folder"), store.run("test"):
         pass
     mlflow.set_tracking_uri(None)
 
@@ -85,22 +86,22 @@ def _logged_model_uri() -> str:
         return mlflow.pyfunc.log_model(name="model", python_model=_Constant()).model_uri
 
 
-def test_the_champion_alias_moves_to_each_promoted_version_and_is_summarized(store):
+def test_the_champion_alias_moves_to_each_promoted_version_and_is_summarized(client):
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    assert tracking.champion_summary("clf") is None  # No champion yet.
+    assert registry.champion_summary("clf") is None  # No champion yet.
     first, better = (_logged_model_uri() for _ in range(2))
     tags = {"pipeline_model": "lstm", "seed": "42", "val_accuracy": "0.85", "val_reviews": "2500"}
-    assert tracking.promote("clf", first, tags) == "1"
-    assert tracking.champion_summary("clf") == {
+    assert registry.promote("clf", first, tags) == "1"
+    assert registry.champion_summary("clf") == {
         "name": "lstm (seed 42, version 1)",
         "val_accuracy": 0.85,
         "val_reviews": 2500,
         "version": "1",
     }
     # A version registered before versions carried val_reviews: the report uses its own.
-    assert tracking.promote("clf", better, {"pipeline_model": "gru", "seed": "7",
+    assert registry.promote("clf", better, {"pipeline_model": "gru", "seed": "7",
                                             "val_accuracy": "0.88"}) == "2"  # fmt: skip
-    summary = tracking.champion_summary("clf")
+    summary = registry.champion_summary("clf")
     assert (summary["version"], summary["val_accuracy"]) == ("2", 0.88)
     assert summary["val_reviews"] is None
-    assert len(store.search_model_versions("name = 'clf'")) == 2
+    assert len(client.search_model_versions("name = 'clf'")) == 2

@@ -6,7 +6,8 @@ import time
 import mlflow
 import pytest
 
-from imdb_sentiment import paths, tracking
+from imdb_sentiment import paths
+from imdb_sentiment.tracking import records, store
 from stages import train
 from tests.servers import free_port, start_mlflow_server, stop_server
 
@@ -15,12 +16,14 @@ def test_a_server_that_does_not_answer_fails_the_stage_in_seconds(workspace, mon
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     started = time.monotonic()
-    with pytest.raises(tracking.TrackingError, match=rf"server {uri} does not answer"):
+    with pytest.raises(store.TrackingError, match=rf"server {uri} does not answer"):
         train.main(["gru", "42"])
     assert time.monotonic() - started < 10
     assert not paths.model_file("gru", 42).exists()
 
 
+# A server, a training and a restart: about 50 s, in the slow tier.
+@pytest.mark.e2e
 def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_later(
     workspace, monkeypatch, tmp_path
 ):
@@ -30,7 +33,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    epoch_metrics_callback = tracking.epoch_metrics_callback
+    epoch_metrics_callback = records.epoch_metrics_callback
 
     def callback_that_stops_the_server():
         callback = epoch_metrics_callback()
@@ -44,8 +47,8 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
         callback.on_epoch_end = on_epoch_end
         return callback
 
-    monkeypatch.setattr(tracking, "epoch_metrics_callback", callback_that_stops_the_server)
-    with pytest.raises(tracking.TrackingError, match=rf"MLflow failed \({uri}\)"):
+    monkeypatch.setattr(records, "epoch_metrics_callback", callback_that_stops_the_server)
+    with pytest.raises(store.TrackingError, match=rf"MLflow failed \({uri}\)"):
         train.main(["gru", "42"])
     # The stage failed, so DVC does not record it and the next `dvc repro` trains again.
     assert not paths.run_id_file("gru", 42).exists()
@@ -58,7 +61,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
         assert interrupted.info.status == "RUNNING"  # The server was gone when it ended.
         # Here the stage ran in this test's process; a real stage's process has exited.
         client.set_tag(interrupted.info.run_id, "pid", str(_pid_of_exited_process()))
-        monkeypatch.setattr(tracking, "epoch_metrics_callback", epoch_metrics_callback)
+        monkeypatch.setattr(records, "epoch_metrics_callback", epoch_metrics_callback)
         train.main(["gru", "42"])  # The next run, once the server is back.
         ended = client.get_run(interrupted.info.run_id)
         assert ended.info.status == "FAILED"

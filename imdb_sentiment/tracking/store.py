@@ -1,0 +1,206 @@
+"""The MLflow store and a stage's run in it: which store, opening a run, and always closing it.
+
+Stages open their run here, at the edge. A run that fails ends FAILED, one interrupted by Ctrl-C
+or SIGTERM ends KILLED: none is left RUNNING (one whose process was killed is marked FAILED by
+the next stage on the same host).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+import mlflow
+from filelock import FileLock
+from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
+
+from imdb_sentiment import paths
+from imdb_sentiment.cli import StageError
+from imdb_sentiment.tracking.provenance import source_tags
+
+logger = logging.getLogger(__name__)
+
+
+class TrackingError(StageError):
+    """The tracking store cannot be used; the message says which store and what to do."""
+
+
+def default_tracking_uri() -> str:
+    """The SQLite store that ``mlflow ui`` opens when it is started in the project root
+    (MLflow's default, resolved from the project root, not the cwd)."""
+    return f"sqlite:///{paths.users_project() / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else :func:`default_tracking_uri`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def _local_artifact_location(experiment_name: str) -> str | None:
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so the variable's presence does not
+    # tell whether the user chose the store: its value does.
+    if tracking_uri() != default_tracking_uri():
+        return None  # A server or a store the user configured knows its own artifact root.
+    return (paths.users_project() / "mlartifacts" / experiment_name).as_uri()
+
+
+def _experiment_id(experiment_name: str) -> str:
+    """The id of ``experiment_name``, created with artifacts beside the store if it is new."""
+    # Two stages starting at once (`dvc queue start -j 2`) would both create the SQLite
+    # tables, or the experiment, and one would fail: the first to come does it alone.
+    lock = (
+        FileLock(paths.users_project() / "mlflow.db.lock")
+        if tracking_uri() == default_tracking_uri()
+        else nullcontext()
+    )
+    try:
+        with lock:
+            experiment = mlflow.get_experiment_by_name(experiment_name)
+            if experiment is not None:
+                return experiment.experiment_id
+            try:
+                return mlflow.create_experiment(
+                    experiment_name, artifact_location=_local_artifact_location(experiment_name)
+                )
+            except mlflow.exceptions.MlflowException as error:
+                # On a shared server another process (a parallel experiment, a teammate) may
+                # have created it since we looked: no lock spans machines.
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                created = mlflow.get_experiment_by_name(experiment_name)
+                if created is None:  # Created and deleted again since: let the caller say so.
+                    raise
+                return created.experiment_id
+    except Exception as error:
+        raise TrackingError(
+            f"cannot use the MLflow tracking store {tracking_uri()}: {error}. "
+            "Check MLFLOW_TRACKING_URI (unset it to use mlflow.db in the project root)."
+        ) from error
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def check_server(uri: str, timeout_seconds: float = 5.0) -> None:
+    """Fails fast when a tracking server does not answer, instead of after MLflow's retries
+    (minutes), and before any training."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_seconds):
+            pass
+    except (OSError, ValueError) as error:
+        raise TrackingError(
+            f"the MLflow tracking server {uri} does not answer ({getattr(error, 'reason', error)})"
+            ": start it, or unset MLFLOW_TRACKING_URI to use mlflow.db in the project root."
+        ) from None
+
+
+def _process_tags() -> dict[str, str]:
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_orphaned_runs(experiment_id: str) -> list[str]:
+    """Marks FAILED the runs of this host left RUNNING by a process that is gone (killed by
+    SIGKILL or the OOM killer, or unable to reach its server when it ended).
+
+    Returns:
+        The ids of the runs it ended.
+    """
+    client = mlflow.MlflowClient()
+    running = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'",
+    )
+    orphans = [run for run in running if not _is_alive(int(run.data.tags.get("pid", "0")))]
+    for orphan in orphans:
+        client.set_tag(orphan.info.run_id, "ended_by", "cleanup: its process was gone")
+        client.set_terminated(orphan.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        logger.warning("Marked MLflow run %s FAILED: its process had died", orphan.info.run_id)
+    return [orphan.info.run_id for orphan in orphans]
+
+
+def _end_run(run_id: str, status: str) -> None:
+    try:
+        mlflow.end_run(status)
+    except Exception as error:
+        # The server went away: the run stays RUNNING there until a later stage on this host
+        # ends it (end_orphaned_runs). The error that ended the stage matters more.
+        logger.error(
+            "Could not mark MLflow run %s %s in %s: %s", run_id, status, tracking_uri(), error
+        )
+        mlflow.tracking.fluent._active_run_stack.get().clear()
+
+
+# How often a training run samples CPU, memory and disk (MLflow's system metrics), unless
+# MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL says otherwise: a few dozen points for a training.
+SYSTEM_METRICS_SECONDS = 5
+
+
+@contextmanager
+def run(
+    experiment_name: str,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+    run_id: str | None = None,
+    system_metrics: bool = False,
+) -> Iterator[mlflow.ActiveRun]:
+    """Opens an MLflow run (a new one, or ``run_id`` again) and always closes it.
+
+    The run ends FINISHED on success, KILLED on Ctrl-C or SIGTERM, FAILED on any other error.
+    A new run is tagged with where its code came from; a reopened one keeps the tags it has.
+    With ``system_metrics``, MLflow samples the machine's CPU and memory use while it runs.
+    """
+    uri = tracking_uri()
+    check_server(uri)
+    mlflow.set_tracking_uri(uri)
+    experiment_id = _experiment_id(experiment_name)
+    end_orphaned_runs(experiment_id)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        if system_metrics and not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+            mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_SECONDS)
+        active_run = mlflow.start_run(
+            run_id=run_id,
+            experiment_id=None if run_id else experiment_id,
+            run_name=run_name,
+            tags={**({} if run_id else source_tags()), **(tags or {}), **_process_tags()},
+            log_system_metrics=system_metrics,
+        )
+    except Exception as error:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        raise TrackingError(f"cannot start an MLflow run in {uri}: {error}") from error
+    status = RunStatus.FAILED
+    try:
+        yield active_run
+        status = RunStatus.FINISHED
+    except KeyboardInterrupt:
+        status = RunStatus.KILLED
+        raise
+    except MlflowException as error:
+        # Mostly a server that went away mid-stage; the traceback is for LOG_LEVEL=DEBUG.
+        logger.debug("MLflow error", exc_info=True)
+        raise TrackingError(f"MLflow failed ({uri}): {error.message}") from error
+    finally:
+        _end_run(active_run.info.run_id, RunStatus.to_string(status))
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        logger.info(
+            "MLflow run %s ended %s (%s)", active_run.info.run_id, RunStatus.to_string(status), uri
+        )
