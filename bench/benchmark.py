@@ -166,8 +166,9 @@ def pipeline(name: str, variant: dict, epochs: int, train, val, all_params, stor
 
 
 def throughput_table(repeats: int, epochs: int, variants: list[str], models: list[str]) -> None:
-    all_params = load_params(paths.PARAMS_FILE)
-    train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
+    project = paths.this_project()
+    all_params = load_params(project.params_file)
+    train, val = load_split(project.train_split), load_split(project.validation_split)
     # The prepared split is ordered by review id, negatives first. The notebook's data came shuffled
     # (keras.datasets.imdb), and its Dataset.shuffle(1000) cannot mix a sorted split: shuffle
     # once up front, as the notebook's data was.
@@ -262,7 +263,7 @@ def overhead_table() -> None:
     seconds, _ = timed(["dvc", "repro"])
     _print(f"\n`dvc repro` with nothing changed: {seconds:.2f} s")
     _print(f"{'stage':20s} {'wall s':>7s} {'peak RSS MB':>12s} {'start to first step s':>22s}")
-    params = load_params(paths.PARAMS_FILE)
+    params = load_params(paths.this_project().params_file)
     # Each model with the first seed: the default run.
     runs = [(name, params.train.seeds[0]) for name in params.models]
     stages = (
@@ -275,7 +276,7 @@ def overhead_table() -> None:
         first_step = ""
         if stage.startswith("train@"):
             name, seed = stage.removeprefix("train@").rsplit("-", 1)
-            timing = read_json(paths.training_time(name, int(seed)))
+            timing = read_json(paths.this_project().training_time(name, int(seed)))
             first_step = f"{timing['seconds_to_first_step']:.1f}"
         _print(f"{stage:20s} {seconds:7.1f} {peak:12.0f} {first_step:>22s}")
 
@@ -307,7 +308,7 @@ def main() -> None:
         "runs and rewrites the outputs, as `dvc repro --force` does)",
     )
     arguments = parser.parse_args()
-    if not paths.TRAIN_SPLIT.is_file():
+    if not paths.this_project().train_split.is_file():
         raise SystemExit("no prepared data: run `dvc repro prepare` first")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     variants = arguments.variants.split(",")
@@ -316,7 +317,7 @@ def main() -> None:
         raise SystemExit(f"unknown variants {sorted(unknown)}; known: {list(PIPELINE_VARIANTS)}")
     if arguments.overhead:
         overhead_table()
-    models = list(load_params(paths.PARAMS_FILE).models)
+    models = list(load_params(paths.this_project().params_file).models)
     if arguments.models:
         unknown = set(arguments.models.split(",")) - set(models)
         if unknown:

@@ -155,7 +155,7 @@ def test_reviews(count: int = 2000) -> list[str]:
     """Real reviews: a seeded sample of the archive's test reviews."""
     from imdb_sentiment.dataset import read_archive
 
-    splits, _ = read_archive(paths.ARCHIVE)
+    splits, _ = read_archive(paths.this_project().archive)
     return random.Random(0).sample(splits["test"].texts, count)
 
 
@@ -173,10 +173,10 @@ def main() -> None:
     parser.add_argument("--model", help="model URI to serve (default: the registry's champion)")
     parser.add_argument("--requests", type=int, help="per scenario (default: 2000, 400 of 64)")
     arguments = parser.parse_args()
-    if not paths.ARCHIVE.is_file():
+    if not paths.this_project().archive.is_file():
         raise SystemExit("no archive: run `dvc repro download` first")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    name = load_params(paths.PARAMS_FILE).report.registered_model_name
+    name = load_params(paths.this_project().params_file).report.registered_model_name
     model_uri = arguments.model or f"models:/{name}@champion"
     reviews = test_reviews()
     # In a child process, so that TensorFlow and the model stay out of this one (the client's).

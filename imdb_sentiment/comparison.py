@@ -10,46 +10,18 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from imdb_sentiment import paths, significance, verdicts
-from imdb_sentiment.cli import StageError
-from imdb_sentiment.files import read_json
+from imdb_sentiment import significance, verdicts
 from imdb_sentiment.params import ModelParams
-
-
-def read_runs(names: list[str], seeds: list[int]) -> pd.DataFrame:
-    """One row per model and seed: its training summary and time, its test metrics (prefixed
-    ``test_``) and its MLflow run."""
-    rows = []
-    try:
-        for name in names:
-            for seed in seeds:
-                test = read_json(paths.evaluation_metrics(name, seed))
-                run = read_json(paths.run_id_file(name, seed))
-                rows.append(
-                    {
-                        "model": name,
-                        "seed": seed,
-                        **read_json(paths.training_summary(name, seed)),
-                        **read_json(paths.training_time(name, seed)),
-                        **{f"test_{metric}": value for metric, value in test.items()},
-                        "mlflow_run_id": run["run_id"],
-                        "model_uri": run["model_uri"],
-                    }
-                )
-    except FileNotFoundError as error:
-        raise StageError(
-            f"{error.filename} is missing: run `dvc repro` to train and evaluate every model"
-        ) from None
-    return pd.DataFrame(rows).rename(columns={"best_val_accuracy": "val_accuracy"})
+from imdb_sentiment.paths import ProjectFiles
 
 
 def read_test_probabilities(
-    names: list[str], seeds: list[int]
+    project: ProjectFiles, names: list[str], seeds: list[int]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The test labels (1 positive), and every model's probabilities ``[seeds, reviews]``."""
     probabilities = {}
     for name in names:
-        tables = [pd.read_csv(paths.evaluation_predictions(name, seed)) for seed in seeds]
+        tables = [pd.read_csv(project.evaluation_predictions(name, seed)) for seed in seeds]
         probabilities[name] = np.stack([table["probability"].to_numpy() for table in tables])
     # Every evaluation scored the same test split, in its order.
     return tables[0]["actual"].to_numpy(), probabilities

@@ -149,21 +149,23 @@ def _read_reviews(arguments: argparse.Namespace) -> list[Review]:
         raise StageError(f"cannot read {arguments.file}: {error.strerror}") from None
 
 
-def _trained_models(requested: list[str] | None, seed: int | None) -> dict[str, Path]:
+def _trained_models(
+    project: paths.ProjectFiles, requested: list[str] | None, seed: int | None
+) -> dict[str, Path]:
     """The model file of every requested model (default: every trained one), by name."""
-    params = load_params(paths.PARAMS_FILE)
+    params = load_params(project.params_file)
     seeds = params.train.seeds
     if seed is None:
         seed = seeds[0]
     elif seed not in seeds:
         raise StageError(f"--seed {seed} is not one of train.seeds ({', '.join(map(str, seeds))})")
-    files = {name: paths.model_file(name, seed) for name in params.models}
-    trained = [name for name, file in files.items() if file.is_file()]
+    model_files = {name: project.model_file(name, seed) for name in params.models}
+    trained = [name for name, file in model_files.items() if file.is_file()]
     for name in requested or []:
         if name not in trained:
             why = (
                 "is not in params.yaml's models"
-                if name not in files
+                if name not in model_files
                 else f"is not trained with seed {seed} yet"
             )
             raise StageError(
@@ -172,12 +174,13 @@ def _trained_models(requested: list[str] | None, seed: int | None) -> dict[str, 
             )
     if not trained:
         raise StageError(f"no model trained with seed {seed}: run `dvc repro` first")
-    return {name: files[name] for name in requested or trained}
+    return {name: model_files[name] for name in requested or trained}
 
 
 def main(argv: list[str]) -> None:
     arguments = _parse_arguments(argv)
-    model_files = _trained_models(arguments.models, arguments.seed)
+    project = paths.this_project()
+    model_files = _trained_models(project, arguments.models, arguments.seed)
     reviews = check_texts(_read_reviews(arguments))
     for review in reviews:
         if review.error:
@@ -190,7 +193,7 @@ def main(argv: list[str]) -> None:
         texts = pd.DataFrame({"text": [review.text for review in good]})
         predictions = {
             name: ReviewClassifier.from_files(
-                model_file, paths.VOCABULARY, paths.ENCODING_SETTINGS
+                model_file, project.vocabulary, project.encoding_settings
             ).predict(texts)
             for name, model_file in model_files.items()
         }

@@ -19,7 +19,7 @@ import sys
 import pandas as pd
 import yaml
 
-from imdb_sentiment import paths, plots
+from imdb_sentiment import paths, plots, run_table
 from imdb_sentiment.cli import StageError, run_stage
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS
 from imdb_sentiment.files import write_text
@@ -28,13 +28,8 @@ from imdb_sentiment.tracking import records
 
 logger = logging.getLogger(__name__)
 
-# What the table shows of each run, by MLflow metric name.
-METRICS = {
-    "best_val_accuracy": "val_accuracy",
-    "test_accuracy": "test_accuracy",
-    "training_seconds": "training_seconds",
-    "epochs_run": "epochs_run",
-}
+# What the table shows of each run: columns of the run table.
+METRICS = ["val_accuracy", "test_accuracy", "training_seconds", "epochs_run"]
 
 
 def _with_value(params: Params, key: str, value: str) -> Params:
@@ -58,18 +53,21 @@ def expected_run_params(params: Params, model: str, seed: int) -> dict[str, str]
     )
 
 
-def _newest_run(runs: pd.DataFrame, expected: dict[str, str]) -> pd.Series | None:
-    """The first of ``runs`` (newest first) with exactly ``expected`` params and every metric
-    of :data:`METRICS` (its evaluation ran), or None."""
+def _newest_run(mlflow_runs: pd.DataFrame, expected: dict[str, str]) -> pd.DataFrame:
+    """The first of ``mlflow_runs`` (newest first) with exactly ``expected`` params and every
+    metric of :data:`METRICS` (its evaluation ran), as a row of the run table; none if there
+    is no such run."""
     columns = [f"params.{name}" for name in expected]
-    if runs.empty or not set(columns) <= set(runs.columns):
-        return None
-    matches = runs[(runs[columns] == pd.Series(expected.values(), index=columns)).all(axis=1)]
-    matches = matches.dropna(subset=[f"metrics.{metric}" for metric in METRICS])
-    return None if matches.empty else matches.iloc[0]
+    if mlflow_runs.empty or not set(columns) <= set(mlflow_runs.columns):
+        return pd.DataFrame(columns=run_table.COLUMNS)
+    same = (mlflow_runs[columns] == pd.Series(expected.values(), index=columns)).all(axis=1)
+    matches = run_table.from_mlflow(mlflow_runs[same]).dropna(subset=METRICS)
+    return matches.iloc[:1]
 
 
-def sweep_table(runs: pd.DataFrame, params: Params, key: str, values: list[str]) -> pd.DataFrame:
+def sweep_table(
+    mlflow_runs: pd.DataFrame, params: Params, key: str, values: list[str]
+) -> pd.DataFrame:
     """One row per value and model: the mean over the seeds found of each of :data:`METRICS`,
     how many of ``train.seeds`` were found, and their run ids."""
     section, _, name = key.partition(".")
@@ -77,19 +75,18 @@ def sweep_table(runs: pd.DataFrame, params: Params, key: str, values: list[str])
     for value in values:
         swept = _with_value(params, key, value)
         for model in params.models:
-            found = [
-                run
-                for seed in params.train.seeds
-                if (run := _newest_run(runs, expected_run_params(swept, model, seed))) is not None
-            ]
+            found = pd.concat(
+                [
+                    _newest_run(mlflow_runs, expected_run_params(swept, model, seed))
+                    for seed in params.train.seeds
+                ]
+            )
             row = {key: getattr(getattr(swept, section), name), "model": model, "seeds": len(found)}
-            for metric, column in METRICS.items():
-                values_found = [float(run[f"metrics.{metric}"]) for run in found]
-                row[column] = sum(values_found) / len(found) if found else float("nan")
+            row.update(found[METRICS].astype(float).mean())  # NaN where none was found.
             # Early stopping ends runs after different numbers of epochs: per epoch, the time
             # shows what the value costs.
             row["seconds_per_epoch"] = row["training_seconds"] / row["epochs_run"]
-            row["mlflow_run_ids"] = " ".join(run["run_id"] for run in found)
+            row["mlflow_run_ids"] = " ".join(found["mlflow_run_id"])
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -114,7 +111,8 @@ def main(argv: list[str]) -> None:
             "usage: python -m imdb_sentiment.sweep <key, e.g. data.maxlen> <value> <value> ..."
         )
     key, values = argv[0], argv[1:]
-    params = load_params(paths.PARAMS_FILE)
+    project = paths.this_project()
+    params = load_params(project.params_file)
     runs = records.finished_training_runs(params.mlflow.experiment_name)
     table = sweep_table(runs, params, key, values)
     missing = [str(value) for value in table.loc[table["seeds"] == 0, key].unique()]
@@ -124,13 +122,13 @@ def main(argv: list[str]) -> None:
             f"no finished training run of the current params.yaml with {key} at "
             f"{', '.join(values)}; run them first: {'; '.join(commands)}; dvc queue start"
         )
-    files = paths.sweep_files(key)
-    write_text(files["csv"], table.to_csv(index=False))
-    write_text(files["md"], as_markdown(table))
-    plots.save_figure(plots.sweep(table, key), files["png"])
+    outputs = project.sweep_files(key)
+    write_text(outputs["csv"], table.to_csv(index=False))
+    write_text(outputs["md"], as_markdown(table))
+    plots.save_figure(plots.sweep(table, key), outputs["png"])
     sys.stdout.write(as_markdown(table))
     logger.info(
-        "Wrote %s, %s and %s", *(path.relative_to(paths.PROJECT_ROOT) for path in files.values())
+        "Wrote %s, %s and %s", *(path.relative_to(project.root) for path in outputs.values())
     )
     if missing:
         logger.warning("Not run yet with the current params.yaml: %s", "; ".join(commands))

@@ -19,18 +19,19 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str]) -> None:
-    params = load_params(paths.PARAMS_FILE).data
+    project = paths.this_project()
+    params = load_params(project.params_file).data
     # A relative path starts at the user's project, also from a `dvc exp run --queue` copy.
-    base = paths.users_project()
+    base = project.users_project
     local_copy = params.local_copy and local_path(params.local_copy, base)
     if local_copy and local_copy.is_file():
         logger.info("Using the local copy %s instead of downloading %s", local_copy, params.url)
-        fetch(local_copy.as_uri(), paths.ARCHIVE, params.local_copy_sha256)
+        fetch(local_copy.as_uri(), project.archive, params.local_copy_sha256)
     else:
         if local_copy:
             logger.info("No local copy at %s; downloading %s", local_copy, params.url)
-        fetch(as_url(params.url, base), paths.ARCHIVE, params.sha256)
-    logger.info("Wrote %s (sha256 verified)", paths.ARCHIVE.relative_to(paths.PROJECT_ROOT))
+        fetch(as_url(params.url, base), project.archive, params.sha256)
+    logger.info("Wrote %s (sha256 verified)", project.archive.relative_to(project.root))
 
 
 if __name__ == "__main__":

@@ -21,34 +21,35 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str]) -> None:
+    project = paths.this_project()
     if len(argv) != 2 or not argv[1].isdigit():
         raise StageError(
             "usage: python -m stages.evaluate <model name from params.yaml's models> "
             "<seed from train.seeds>"
         )
     name, seed = argv[0], int(argv[1])
-    all_params = load_params(paths.PARAMS_FILE)
+    all_params = load_params(project.params_file)
     all_params.model(name, seed)  # A model or seed that params.yaml does not list is an error.
     threshold = all_params.evaluate.threshold
-    trained = read_json(paths.run_id_file(name, seed))
+    trained = read_json(project.run_id_file(name, seed))
     with store.run(all_params.mlflow.experiment_name, run_id=trained["run_id"]):
         # Imported here, after run_stage has loaded TensorFlow quietly.
         from imdb_sentiment.modeling import load_model
 
-        test = load_split(paths.TEST_SPLIT)
-        test_set = records.log_dataset(test, paths.TEST_SPLIT, "test")
-        model = load_model(paths.model_file(name, seed))
+        test = load_split(project.test_split)
+        test_set = records.log_dataset(test, project.test_split, "test")
+        model = load_model(project.model_file(name, seed))
         probabilities = model.predict(test.reviews, batch_size=1024, verbose=0).ravel()
         result = score(test.labels, probabilities, threshold)
         logger.info("Test metrics of %s with seed %d: %s", name, seed, result["metrics"])
-        write_json(paths.evaluation_metrics(name, seed), result["metrics"])
+        write_json(project.evaluation_metrics(name, seed), result["metrics"])
         write_text(
-            paths.roc_points(name, seed), result["roc"].to_csv(index=False, float_format="%.5f")
+            project.roc_points(name, seed), result["roc"].to_csv(index=False, float_format="%.5f")
         )
         predictions = predictions_table(test.labels, probabilities, threshold)
         # %.9g keeps every digit of a float32 probability.
         write_text(
-            paths.evaluation_predictions(name, seed),
+            project.evaluation_predictions(name, seed),
             predictions.to_csv(index=False, float_format="%.9g"),
         )
         records.log_evaluation(name, threshold, result, trained["model_uri"], test_set)

@@ -21,24 +21,25 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str]) -> None:
-    params = load_params(paths.PARAMS_FILE).data
-    raw_splits, archive_counts = read_archive(paths.ARCHIVE)
+    project = paths.this_project()
+    params = load_params(project.params_file).data
+    raw_splits, archive_counts = read_archive(project.archive)
     logger.info(
         "Read %d train and %d test reviews from %s",
         len(raw_splits["train"].texts),
         len(raw_splits["test"].texts),
-        paths.ARCHIVE.name,
+        project.archive.name,
     )
     splits, encoder, stats = prepare_splits(raw_splits, params)
     for name, path in (
-        ("train", paths.TRAIN_SPLIT),
-        ("val", paths.VALIDATION_SPLIT),
-        ("test", paths.TEST_SPLIT),
+        ("train", project.train_split),
+        ("val", project.validation_split),
+        ("test", project.test_split),
     ):
         save_split(path, splits[name])
         logger.info("Wrote %s: %s reviews of %d tokens", path.name, *splits[name].reviews.shape)
-    save_encoder(encoder, paths.VOCABULARY, paths.ENCODING_SETTINGS)
-    write_json(paths.DATA_STATS, {**stats, "archive": archive_counts})
+    save_encoder(encoder, project.vocabulary, project.encoding_settings)
+    write_json(project.data_stats, {**stats, "archive": archive_counts})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import logging
 
 import pandas as pd
 
-from imdb_sentiment import comparison, paths, plots
+from imdb_sentiment import comparison, paths, plots, run_table
 from imdb_sentiment.cli import run_stage
 from imdb_sentiment.files import read_json, write_json, write_text
 from imdb_sentiment.params import load_params
@@ -26,16 +26,17 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str]) -> None:
-    all_params = load_params(paths.PARAMS_FILE)
+    project = paths.this_project()
+    all_params = load_params(project.params_file)
     models = [all_params.model(name) for name in all_params.models]
     names, seeds = [model.name for model in models], all_params.train.seeds
     threshold, report = all_params.evaluate.threshold, all_params.report
-    runs = comparison.read_runs(names, seeds)
-    labels, probabilities = comparison.read_test_probabilities(names, seeds)
+    runs = run_table.from_files(project, models, seeds)
+    labels, probabilities = comparison.read_test_probabilities(project, names, seeds)
     correct = comparison.correctness(labels, probabilities, threshold)
     table = comparison.comparison_table(models, runs, labels, probabilities, threshold)
     pairs = comparison.pairs_table(correct, seeds, report.equivalence_margin)
-    validation_reviews = int(read_json(paths.DATA_STATS)["val"]["reviews"])
+    validation_reviews = int(read_json(project.data_stats)["val"]["reviews"])
     tags = {"pipeline_stage": "report", "compared_runs": ",".join(runs["mlflow_run_id"])}
     with store.run(all_params.mlflow.experiment_name, run_name="comparison", tags=tags):
         best = comparison.best_by_validation(table, runs)
@@ -53,25 +54,32 @@ def main(argv: list[str]) -> None:
         )
         first = seeds[0]
         figures = {
-            paths.LEARNING_CURVES_PLOT: plots.learning_curves(
-                {name: pd.read_csv(paths.training_history(name, first)) for name in names}
+            project.learning_curves_plot: plots.learning_curves(
+                {name: pd.read_csv(project.training_history(name, first)) for name in names}
             ),
-            paths.ROC_CURVES_PLOT: plots.roc_curves(
-                {name: pd.read_csv(paths.roc_points(name, first)) for name in names},
+            project.roc_curves_plot: plots.roc_curves(
+                {name: pd.read_csv(project.roc_points(name, first)) for name in names},
                 dict(zip(names, table["test_roc_auc"], strict=True)),
             ),
-            paths.TEST_ACCURACY_PLOT: plots.accuracy_intervals(table, runs),
+            project.test_accuracy_plot: plots.accuracy_intervals(table, runs),
         }
         for path, figure in figures.items():
             plots.save_figure(figure, path)
-        write_text(paths.COMPARISON_TABLE, markdown)
-        write_text(paths.COMPARISON_CSV, table.to_csv(index=False))
-        write_text(paths.PAIRS_CSV, pairs.to_csv(index=False))
-        write_json(paths.SUMMARY_METRICS, comparison.summary_metrics(table))
+        write_text(project.comparison_table, markdown)
+        write_text(project.comparison_csv, table.to_csv(index=False))
+        write_text(project.pairs_csv, pairs.to_csv(index=False))
+        write_text(project.runs_csv, runs.to_csv(index=False))
+        write_json(project.summary_metrics, comparison.summary_metrics(table))
         logger.info("Comparison:\n%s", markdown)
         records.log_comparison(
             table,
-            [paths.COMPARISON_TABLE, paths.COMPARISON_CSV, paths.PAIRS_CSV, *figures],
+            [
+                project.comparison_table,
+                project.comparison_csv,
+                project.pairs_csv,
+                project.runs_csv,
+                *figures,
+            ],
         )
         version = incumbent["version"] if incumbent else None
         if promote:

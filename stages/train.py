@@ -39,18 +39,19 @@ def _build_kernels() -> None:
 
 
 def main(argv: list[str]) -> None:
+    project = paths.this_project()
     if len(argv) != 2 or not argv[1].isdigit():
         raise StageError(
             "usage: python -m stages.train <model name from params.yaml's models> "
             "<seed from train.seeds>"
         )
     name, seed = argv[0], int(argv[1])
-    all_params = load_params(paths.PARAMS_FILE)
+    all_params = load_params(project.params_file)
     params = all_params.model(name, seed)
     if params.recurrent_implementation == "fused":
         _build_kernels()
-    vocabulary_size = len(load_encoder(paths.VOCABULARY, paths.ENCODING_SETTINGS).vocabulary)
-    train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
+    vocabulary_size = len(load_encoder(project.vocabulary, project.encoding_settings).vocabulary)
+    train, val = load_split(project.train_split), load_split(project.validation_split)
     if not is_chief():
         # Another worker of a multi-worker cluster: it trains its share of every batch; the
         # chief alone saves the model and records the run.
@@ -65,32 +66,35 @@ def main(argv: list[str]) -> None:
         records.log_training_inputs(
             params.model_dump(),
             all_params.data.model_dump(include=set(SHAPING_DATA_PARAMS)),
-            {"training": (train, paths.TRAIN_SPLIT), "validation": (val, paths.VALIDATION_SPLIT)},
+            {
+                "training": (train, project.train_split),
+                "validation": (val, project.validation_split),
+            },
         )
         result = train_model(
             params, train, val, vocabulary_size, callbacks=[records.epoch_metrics_callback()]
         )
         logger.info("Trained %s with seed %d: %s %s", name, seed, result.summary, result.timing)
-        with atomic_path(paths.model_file(name, seed)) as temporary:
+        with atomic_path(project.model_file(name, seed)) as temporary:
             result.model.save(temporary)
-        write_text(paths.training_history(name, seed), result.history.to_csv(index=False))
-        write_json(paths.training_summary(name, seed), result.summary)
-        write_json(paths.training_time(name, seed), result.timing)
+        write_text(project.training_history(name, seed), result.history.to_csv(index=False))
+        write_json(project.training_summary(name, seed), result.summary)
+        write_json(project.training_time(name, seed), result.timing)
         records.log_training_outputs(
             name,
             {**result.summary, **result.timing},
             result.history,
-            paths.training_history(name, seed),
+            project.training_history(name, seed),
         )
         model_uri = packaging.log_classifier(
             {
-                "keras_model": paths.model_file(name, seed),
-                "vocabulary": paths.VOCABULARY,
-                "encoding": paths.ENCODING_SETTINGS,
+                "keras_model": project.model_file(name, seed),
+                "vocabulary": project.vocabulary,
+                "encoding": project.encoding_settings,
             }
         )
         write_json(
-            paths.run_id_file(name, seed),
+            project.run_id_file(name, seed),
             {
                 "run_id": run.info.run_id,
                 "experiment_id": run.info.experiment_id,

@@ -120,23 +120,8 @@ def workspace(tmp_path, monkeypatch, tiny_archive):
 
     root = tmp_path / "workspace"
     root.mkdir()
-    project_root = paths.PROJECT_ROOT
-    for name in (
-        "PROJECT_ROOT",
-        "PARAMS_FILE",
-        "ARCHIVE",
-        "PREPARED_DIR",
-        "TRAIN_SPLIT",
-        "VALIDATION_SPLIT",
-        "TEST_SPLIT",
-        "VOCABULARY",
-        "ENCODING_SETTINGS",
-        "REPORTS_DIR",
-        "DATA_STATS",
-    ):
-        moved = root / getattr(paths, name).relative_to(project_root)
-        monkeypatch.setattr(paths, name, moved)
-    paths.PARAMS_FILE.write_text(yaml.safe_dump(tiny_params(*tiny_archive)))
+    monkeypatch.setattr(paths, "this_project", lambda: paths.ProjectFiles(root))
+    paths.this_project().params_file.write_text(yaml.safe_dump(tiny_params(*tiny_archive)))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     download.main([])
     prepare.main([])

@@ -66,9 +66,10 @@ def test_mirrored_strategy_trains_the_model(workspace):
     from imdb_sentiment.dataset import load_split
     from imdb_sentiment.training import train_model
 
-    params = load_params(paths.PARAMS_FILE).model("lstm")
+    project = paths.this_project()
+    params = load_params(project.params_file).model("lstm")
     params = params.model_copy(update={"distribution": "mirrored", "epochs": 2})
-    train, val = load_split(paths.TRAIN_SPLIT), load_split(paths.VALIDATION_SPLIT)
+    train, val = load_split(project.train_split), load_split(project.validation_split)
     result = train_model(params, train, val, vocabulary_size=100, callbacks=[])
     assert result.summary["epochs_run"] == 2
     assert type(result.model.distribute_strategy).__name__ == "MirroredStrategy"

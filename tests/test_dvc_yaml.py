@@ -16,7 +16,7 @@ from imdb_sentiment.tracking import packaging
 from tests.conftest import make_project, run, set_params
 from tests.imports import PROJECT_ROOT, closure
 
-DVC_YAML = yaml.safe_load((paths.PROJECT_ROOT / "dvc.yaml").read_text())
+DVC_YAML = yaml.safe_load((paths.this_project().root / "dvc.yaml").read_text())
 # Modules that only record, and what only they import: MLflow's store and runs, provenance and
 # records (a change to what is logged must not retrain every model), and the console. Not the
 # served model's packaging: what a run logs as its model is an output of training.
@@ -43,47 +43,48 @@ def declared_outputs(stage: str, model: str = "", seed: int = 0) -> set[Path]:
         for entry in definition(stage).get(kind, []):
             name = next(iter(entry)) if isinstance(entry, dict) else entry
             name = name.replace("${item.model}", model).replace("${item.seed}", str(seed))
-            declared.add(paths.PROJECT_ROOT / name)
+            declared.add(paths.this_project().root / name)
     return declared
 
 
 def test_download_and_prepare_outputs_match_paths():
-    assert declared_outputs("download") == {paths.ARCHIVE}
+    assert declared_outputs("download") == {paths.this_project().archive}
     assert declared_outputs("prepare") == {
-        paths.TRAIN_SPLIT,
-        paths.VALIDATION_SPLIT,
-        paths.TEST_SPLIT,
-        paths.VOCABULARY,
-        paths.ENCODING_SETTINGS,
-        paths.DATA_STATS,
+        paths.this_project().train_split,
+        paths.this_project().validation_split,
+        paths.this_project().test_split,
+        paths.this_project().vocabulary,
+        paths.this_project().encoding_settings,
+        paths.this_project().data_stats,
     }
 
 
 @pytest.mark.parametrize(("model", "seed"), [("lstm", 42), ("gru128", 7)])
 def test_per_model_and_seed_outputs_match_paths(model, seed):
     assert declared_outputs("train", model, seed) == {
-        paths.model_file(model, seed),
-        paths.run_id_file(model, seed),
-        paths.training_time(model, seed),
-        paths.training_summary(model, seed),
-        paths.training_history(model, seed),
+        paths.this_project().model_file(model, seed),
+        paths.this_project().run_id_file(model, seed),
+        paths.this_project().training_time(model, seed),
+        paths.this_project().training_summary(model, seed),
+        paths.this_project().training_history(model, seed),
     }
     assert declared_outputs("evaluate", model, seed) == {
-        paths.evaluation_metrics(model, seed),
-        paths.roc_points(model, seed),
-        paths.evaluation_predictions(model, seed),
+        paths.this_project().evaluation_metrics(model, seed),
+        paths.this_project().roc_points(model, seed),
+        paths.this_project().evaluation_predictions(model, seed),
     }
 
 
 def test_report_outputs_match_paths():
     assert declared_outputs("report") == {
-        paths.COMPARISON_TABLE,
-        paths.COMPARISON_CSV,
-        paths.PAIRS_CSV,
-        paths.SUMMARY_METRICS,
-        paths.LEARNING_CURVES_PLOT,
-        paths.ROC_CURVES_PLOT,
-        paths.TEST_ACCURACY_PLOT,
+        paths.this_project().comparison_table,
+        paths.this_project().comparison_csv,
+        paths.this_project().pairs_csv,
+        paths.this_project().runs_csv,
+        paths.this_project().summary_metrics,
+        paths.this_project().learning_curves_plot,
+        paths.this_project().roc_curves_plot,
+        paths.this_project().test_accuracy_plot,
     }
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from imdb_sentiment.evaluation import score
+from imdb_sentiment.evaluation import predictions_table, score
 
 
 def test_score_computes_threshold_metrics_auc_and_the_confusion_matrix():
@@ -26,3 +26,13 @@ def test_a_perfect_model_scores_one():
     labels = np.array([0, 1, 0, 1])
     metrics = score(labels, np.array([0.01, 0.99, 0.2, 0.7]), threshold=0.5)["metrics"]
     assert metrics["accuracy"] == metrics["f1"] == metrics["roc_auc"] == 1.0
+
+
+def test_the_predictions_table_keeps_classes_as_0_and_1_at_the_threshold():
+    labels = np.array([1, 0, 1, 0])
+    probabilities = np.array([0.7, 0.55, 0.5, 0.1], dtype=np.float32)
+    table = predictions_table(labels, probabilities, threshold=0.55)
+    assert table["actual"].tolist() == [1, 0, 1, 0]
+    # At or above the threshold is positive: 0.55 is, 0.5 is not.
+    assert table["predicted"].tolist() == [1, 1, 0, 0]
+    assert table["probability"].tolist() == probabilities.tolist()

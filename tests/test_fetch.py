@@ -199,4 +199,4 @@ def test_a_relative_local_copy_is_found_from_a_dvc_experiment_copy(
     monkeypatch.setattr(paths, "PARAMS_FILE", copy / "params.yaml")
     monkeypatch.setattr(paths, "ARCHIVE", copy / "data" / "raw" / "aclImdb.tar.gz")
     download.main([])
-    assert hashlib.sha256(paths.ARCHIVE.read_bytes()).hexdigest() == sha256
+    assert hashlib.sha256(paths.this_project().archive.read_bytes()).hexdigest() == sha256

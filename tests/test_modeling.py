@@ -4,6 +4,7 @@ import pytest
 
 import fast_rnn.layers
 from imdb_sentiment.modeling import RECURRENT_LAYERS, ModelFileError, build_model, load_model
+from imdb_sentiment.params import CELL_TYPES
 from tests.conftest import PROJECT_ROOT, model_params
 
 
@@ -87,3 +88,8 @@ def test_a_truncated_model_file_is_reported_as_corrupt_with_the_fix(tmp_path):
         load_model(model_file)
     with pytest.raises(ModelFileError, match=r"missing\.keras is missing: run `dvc repro`"):
         load_model(tmp_path / "missing.keras")
+
+
+def test_every_cell_params_yaml_accepts_has_a_layer_in_each_implementation():
+    for implementation, layers_by_cell in RECURRENT_LAYERS.items():
+        assert tuple(layers_by_cell) == CELL_TYPES, implementation

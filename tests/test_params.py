@@ -4,8 +4,10 @@ import pytest
 import yaml
 
 from imdb_sentiment.params import ParamsError, load_params, parse_params
-from imdb_sentiment.paths import PARAMS_FILE
+from imdb_sentiment.paths import this_project
 from tests.conftest import tiny_params
+
+PARAMS_FILE = this_project().params_file
 
 
 @pytest.fixture

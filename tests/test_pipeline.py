@@ -8,6 +8,7 @@ experiments) ask for fixtures that make it, so each test also runs alone (`pytes
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -166,11 +167,18 @@ def test_mlflow_records_training_and_test_metrics_in_one_run_per_model(project):
             assert metric in run_.data.metrics
         artifacts = {artifact.path for artifact in client.list_artifacts(run_.info.run_id)}
         assert {"history.csv", "learning_curves.png", "test_roc.png"} <= artifacts
-        assert {dataset.dataset.name for dataset in run_.inputs.dataset_inputs} == {
+        datasets = {entry.dataset.name: entry for entry in run_.inputs.dataset_inputs}
+        assert set(datasets) == {
             "imdb-training",
             "imdb-validation",
             "imdb-test",  # Logged by the evaluation, into the same run.
         }
+        # Each dataset names the DVC hash of the file it was read from, and the commit.
+        test_set_tags = {tag.key: tag.value for tag in datasets["imdb-test"].tags}
+        test_file = project / "data/prepared/test.npz"
+        assert test_set_tags["dvc_path"] == "data/prepared/test.npz"
+        assert test_set_tags["dvc_md5"] == hashlib.md5(test_file.read_bytes()).hexdigest()
+        assert test_set_tags["git_commit"] == run_.data.tags["git_commit"]
         # MLflow's own system metrics, sampled while the model trained.
         assert "system/cpu_utilization_percentage" in run_.data.metrics
         assert "system/system_memory_usage_megabytes" in run_.data.metrics
@@ -193,6 +201,10 @@ def test_each_run_logs_a_model_that_takes_raw_text(project):
     predictions = model.predict(pd.DataFrame({"text": [POSITIVE_REVIEW, NEGATIVE_REVIEW]}))
     assert list(predictions.columns) == ["probability", "label"]
     assert predictions["probability"][0] > predictions["probability"][1]
+    # The evaluation's test metrics are linked to the logged model, with the test set.
+    linked = {metric.key: metric for metric in logged.metrics}
+    assert linked["test_accuracy"].value == pytest.approx(run_.data.metrics["test_accuracy"])
+    assert linked["test_accuracy"].dataset_name == "imdb-test"
 
 
 def test_the_champion_is_the_best_model_by_validation_accuracy(project):

@@ -27,6 +27,8 @@ def run_row(params, model, seed, maxlen, test_accuracy, run_id, **param_changes)
     logged.update({key: str(value) for key, value in param_changes.items()})
     return {
         "run_id": run_id,
+        "tags.model_name": model,
+        "tags.seed": str(seed),
         **{f"params.{key}": value for key, value in logged.items()},
         "metrics.best_val_accuracy": test_accuracy - 0.01,
         "metrics.test_accuracy": test_accuracy,

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from imdb_sentiment import paths
 from imdb_sentiment.tracking import registry, store
@@ -30,7 +31,7 @@ def test_a_dvc_experiment_copy_uses_the_store_of_the_project_it_was_copied_from(
 
 def test_default_store_is_mlflow_db_in_the_project_root(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    expected = f"sqlite:///{paths.users_project() / 'mlflow.db'}"
+    expected = f"sqlite:///{paths.this_project().users_project / 'mlflow.db'}"
     assert store.tracking_uri() == expected
     assert os.path.isabs(expected.removeprefix("sqlite:///"))
 
@@ -105,3 +106,31 @@ def test_the_champion_alias_moves_to_each_promoted_version_and_is_summarized(cli
     assert (summary["version"], summary["val_accuracy"]) == ("2", 0.88)
     assert summary["val_reviews"] is None
     assert len(client.search_model_versions("name = 'clf'")) == 2
+
+
+def test_a_dataset_names_the_dvc_hash_and_commit_that_fetch_its_file_again(tmp_path, monkeypatch):
+    import hashlib
+    import subprocess
+
+    from imdb_sentiment.tracking import provenance
+    from tests.conftest import environment
+
+    monkeypatch.setattr(paths, "this_project", lambda: paths.ProjectFiles(tmp_path))
+    data = tmp_path / "data" / "prepared" / "test.npz"
+    data.parent.mkdir(parents=True)
+    data.write_bytes(b"reviews")
+    md5 = hashlib.md5(b"reviews").hexdigest()
+    lock = {"stages": {"prepare": {"outs": [{"path": "data/prepared/test.npz", "md5": md5}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    for command in (["init", "-q"], ["add", "dvc.lock"], ["commit", "-qm", "lock"]):
+        subprocess.run(["git", *command], cwd=tmp_path, env=environment(), check=True)
+    tags = provenance.data_tags(data)
+    commit = provenance._git("rev-parse", "HEAD")
+    assert tags == {
+        "dvc_path": "data/prepared/test.npz",
+        "dvc_md5": md5,
+        "git_commit": commit,
+        "dvc_lock_at_commit": "true",
+    }
+    data.write_bytes(b"other reviews")  # Prepared anew, not committed yet.
+    assert provenance.data_tags(data)["dvc_lock_at_commit"] == "false"

@@ -19,7 +19,7 @@ def test_a_server_that_does_not_answer_fails_the_stage_in_seconds(workspace, mon
     with pytest.raises(store.TrackingError, match=rf"server {uri} does not answer"):
         train.main(["gru", "42"])
     assert time.monotonic() - started < 10
-    assert not paths.model_file("gru", 42).exists()
+    assert not paths.this_project().model_file("gru", 42).exists()
 
 
 # A server, a training and a restart: about 50 s, in the slow tier.
@@ -51,7 +51,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
     with pytest.raises(store.TrackingError, match=rf"MLflow failed \({uri}\)"):
         train.main(["gru", "42"])
     # The stage failed, so DVC does not record it and the next `dvc repro` trains again.
-    assert not paths.run_id_file("gru", 42).exists()
+    assert not paths.this_project().run_id_file("gru", 42).exists()
 
     server = start_mlflow_server(tmp_path, port)
     try:

@@ -30,8 +30,8 @@ def test_a_diverging_loss_fails_the_stage_and_its_run_and_saves_no_model(workspa
     with pytest.raises(StageError, match=r"training diverged: loss became nan in epoch 1\. Lower"):
         train.main(["gru", "42"])
     assert only_run().info.status == "FAILED"
-    assert not paths.model_file("gru", 42).exists()
-    assert not paths.run_id_file("gru", 42).exists()
+    assert not paths.this_project().model_file("gru", 42).exists()
+    assert not paths.this_project().run_id_file("gru", 42).exists()
 
 
 def test_a_seed_not_in_train_seeds_fails_before_any_run_starts(workspace):
@@ -61,7 +61,7 @@ def test_kernels_that_cannot_be_built_fail_before_any_run_starts(workspace, monk
     ):
         train.main(["gru", "42"])
     assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
-    assert not paths.model_file("gru", 42).exists()
+    assert not paths.this_project().model_file("gru", 42).exists()
 
 
 def test_op_determinism_follows_the_param():

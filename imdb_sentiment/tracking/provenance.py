@@ -17,7 +17,11 @@ from imdb_sentiment import paths
 def _git(*args: str) -> str | None:
     try:
         result = subprocess.run(
-            ["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True, text=True, check=True
+            ["git", *args],
+            cwd=paths.this_project().root,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -67,7 +71,11 @@ def data_tags(path: Path) -> dict[str, str]:
     ``dvc get <repository> <path> --rev <commit>`` fetches these exact bytes; when not (the data
     was prepared by this very ``dvc repro``), the commit that records the run's dvc.lock does,
     and the hash finds the file in DVC's cache meanwhile (docs/reproducibility.md)."""
-    relative = path.resolve().relative_to(paths.PROJECT_ROOT).as_posix()
+    root = paths.this_project().root
+    resolved = path.resolve()
+    relative = (
+        resolved.relative_to(root) if resolved.is_relative_to(root) else resolved
+    ).as_posix()
     digest = hashlib.md5()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):

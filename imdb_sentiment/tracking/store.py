@@ -34,7 +34,7 @@ class TrackingError(StageError):
 def default_tracking_uri() -> str:
     """The SQLite store that ``mlflow ui`` opens when it is started in the project root
     (MLflow's default, resolved from the project root, not the cwd)."""
-    return f"sqlite:///{paths.users_project() / 'mlflow.db'}"
+    return f"sqlite:///{paths.this_project().users_project / 'mlflow.db'}"
 
 
 def tracking_uri() -> str:
@@ -47,7 +47,7 @@ def _local_artifact_location(experiment_name: str) -> str | None:
     # tell whether the user chose the store: its value does.
     if tracking_uri() != default_tracking_uri():
         return None  # A server or a store the user configured knows its own artifact root.
-    return (paths.users_project() / "mlartifacts" / experiment_name).as_uri()
+    return (paths.this_project().users_project / "mlartifacts" / experiment_name).as_uri()
 
 
 def _experiment_id(experiment_name: str) -> str:
@@ -55,7 +55,7 @@ def _experiment_id(experiment_name: str) -> str:
     # Two stages starting at once (`dvc queue start -j 2`) would both create the SQLite
     # tables, or the experiment, and one would fail: the first to come does it alone.
     lock = (
-        FileLock(paths.users_project() / "mlflow.db.lock")
+        FileLock(paths.this_project().users_project / "mlflow.db.lock")
         if tracking_uri() == default_tracking_uri()
         else nullcontext()
     )
