@@ -66,9 +66,11 @@ bench: setup
 
 CODE := stages imdb_sentiment fast_rnn tests bench
 
+# Style, formatting, and types: mypy on the library and the kernels' Python (about 30 s).
 lint: $(VENV)/.installed
 	ruff check $(CODE)
 	ruff format --check $(CODE)
+	mypy imdb_sentiment fast_rnn
 
 format: $(VENV)/.installed
 	ruff check --fix $(CODE)
