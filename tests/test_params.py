@@ -124,3 +124,15 @@ def test_the_long_review_profile_is_valid_on_the_projects_params():
     # Valid whatever the user's params.yaml holds, and the profile's shared settings applied.
     params = parse_params(raw)
     assert params.train.bidirectional and params.train.pooling == "max"
+
+
+def test_a_model_entry_may_override_exactly_the_shared_hyperparameters():
+    # Derived, not written twice: a new hyperparameter is overridable with no second edit.
+    from imdb_sentiment.params import Hyperparameters, ModelOverrides
+
+    assert set(ModelOverrides.model_fields) == {"cell", *Hyperparameters.model_fields}
+    assert all(
+        not field.is_required()
+        for name, field in ModelOverrides.model_fields.items()
+        if name != "cell"
+    )
