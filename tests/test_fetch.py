@@ -195,8 +195,6 @@ def test_a_relative_local_copy_is_found_from_a_dvc_experiment_copy(
     copy.mkdir(parents=True)
     params = tiny_params(Path("../shared/archive.tar.gz"), sha256)
     (copy / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.setattr(paths, "PROJECT_ROOT", copy)
-    monkeypatch.setattr(paths, "PARAMS_FILE", copy / "params.yaml")
-    monkeypatch.setattr(paths, "ARCHIVE", copy / "data" / "raw" / "aclImdb.tar.gz")
+    monkeypatch.setattr(paths, "this_project", lambda: paths.ProjectFiles(copy))
     download.main([])
     assert hashlib.sha256(paths.this_project().archive.read_bytes()).hexdigest() == sha256
