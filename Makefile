@@ -24,14 +24,17 @@ kernels: $(VENV)/.installed
 run: setup
 	dvc repro
 
-# The fast tier: units, the kernels against Keras, params, the layout; no pipeline run.
+# The fast tier: units, the kernels against Keras, params, the layout; no pipeline run. In
+# TEST_WORKERS processes (pytest-xdist): one per core here.
+TEST_WORKERS ?= 2
 test: setup
-	python -m pytest -m "not e2e"
+	python -m pytest -m "not e2e" -n $(TEST_WORKERS)
 
 # Every test: the fast tier, then the end-to-end runs of the pipeline on a tiny fixture, the
-# served model, a shared server, a two-worker cluster (each also runs alone: pytest path::test).
-test-all: setup
-	python -m pytest
+# served model, a shared server, a two-worker cluster, one at a time (each of them trains or
+# serves on every core; each also runs alone: pytest path::test).
+test-all: test
+	python -m pytest -m e2e
 
 # The experiments of this commit, what changed in each, and each model's mean validation and
 # test accuracy (reports/metrics.json): all other columns are left out, to fit a terminal.
