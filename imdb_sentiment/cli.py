@@ -49,6 +49,9 @@ def configure_console() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow gives its logger a handler of its own, so the root logger's level does not reach it.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Its SQL store logs every database error with its whole traceback (a busy or full store:
+    # dozens of lines) before raising it; the stage reports the raised error in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 @contextlib.contextmanager
@@ -79,8 +82,8 @@ def import_tensorflow() -> None:
 def run_stage(main: Callable[[list[str]], None], uses_tensorflow: bool = False) -> int:
     """Runs an entry point's ``main`` with its command-line arguments; returns the exit code.
 
-    Errors a user can fix are printed as one message, without a traceback; anything else is a
-    bug and keeps its traceback.
+    Errors a user can fix are printed as one message, without a traceback, and so is a full
+    disk, wherever it is met; anything else is a bug and keeps its traceback.
     """
     configure_console()
     try:
@@ -93,4 +96,12 @@ def run_stage(main: Callable[[list[str]], None], uses_tensorflow: bool = False) 
     except KeyboardInterrupt:
         logger.error("interrupted; the stage's outputs were left as they were")
         return 130
+    except Exception as error:
+        from imdb_sentiment.disk import disk_full_from, is_disk_full
+
+        if not is_disk_full(error):
+            raise
+        logger.debug("The full disk's traceback", exc_info=True)
+        logger.error("%s", disk_full_from(error))
+        return 1
     return 0

@@ -199,7 +199,8 @@ def prepare_splits(
 
 
 def save_split(path: Path, split: EncodedSplit) -> None:
-    with atomic_path(path) as temporary:
+    arrays_bytes = split.ids.nbytes + split.reviews.nbytes + split.labels.nbytes
+    with atomic_path(path, arrays_bytes) as temporary:
         np.savez(temporary, ids=split.ids, reviews=split.reviews, labels=split.labels)
 
 

@@ -10,17 +10,18 @@ import hashlib
 import http.client
 import io
 import logging
-import shutil
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from tqdm import tqdm
 
 from imdb_sentiment.cli import StageError
+from imdb_sentiment.disk import check_space_for_run
 from imdb_sentiment.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ def as_url(location: str, base: Path) -> str:
 # Waits between attempts: a flaky connection gets four tries within about 15 s, then an error.
 RETRY_DELAYS_SECONDS = (1, 4, 10)
 # Room to leave beyond the archive itself: prepare writes its splits to the same disk.
-FREE_SPACE_MARGIN_BYTES = 200 * 1024 * 1024
 
 
 class _CutShort(OSError):
@@ -69,24 +69,18 @@ def copy_with_checksum(
     return digest.hexdigest(), copied
 
 
-def check_free_space(folder: Path, needed_bytes: int) -> None:
-    """Raises a StageError if ``folder``'s disk has less than ``needed_bytes`` plus a margin."""
-    free = shutil.disk_usage(folder).free
-    if free < needed_bytes + FREE_SPACE_MARGIN_BYTES:
-        raise StageError(
-            f"not enough disk space in {folder}: the archive needs {needed_bytes / 1e6:.0f} MB "
-            f"and the prepared data about {FREE_SPACE_MARGIN_BYTES / 1e6:.0f} MB more, but only "
-            f"{free / 1e6:.0f} MB are free. Free some space and run again."
-        )
-
-
-def _download_once(url: str, partial: Path) -> str:
+def _download_once(url: str, partial: Path, bytes_after: Callable[[int], int]) -> str:
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             length = response.headers.get("Content-Length")
             expected_bytes = int(length) if length else None
             if expected_bytes is not None:
-                check_free_space(partial.parent, expected_bytes)
+                check_space_for_run(
+                    partial.parent,
+                    expected_bytes + bytes_after(expected_bytes),
+                    "this run (the archive, the prepared data, every model of params.yaml and "
+                    "the copies DVC and MLflow keep)",
+                )
             with open(partial, "wb") as out:
                 sha256, received = copy_with_checksum(response, out, expected_bytes)
     except http.client.IncompleteRead as error:
@@ -114,8 +108,12 @@ def fetch(
     destination: Path,
     expected_sha256: str,
     retry_delays: tuple[float, ...] = RETRY_DELAYS_SECONDS,
+    bytes_after: Callable[[int], int] = lambda archive_bytes: 0,
 ) -> None:
     """Downloads ``url`` to ``destination`` if its sha256 is ``expected_sha256``.
+
+    Before the first byte, the disk must hold the archive and ``bytes_after(archive bytes)``:
+    what the rest of the run will write (when the size is known in advance).
 
     Over http(s), connection failures, server errors (HTTP 5xx) and cut-short transfers are
     retried after each of ``retry_delays``; each attempt starts from the first byte. A local
@@ -132,7 +130,7 @@ def fetch(
     with atomic_path(destination) as partial:
         for attempt, delay in enumerate((*retry_delays, None), start=1):
             try:
-                actual_sha256 = _download_once(url, partial)
+                actual_sha256 = _download_once(url, partial, bytes_after)
                 break
             except urllib.error.HTTPError as error:
                 if error.code < 500 or delay is None:

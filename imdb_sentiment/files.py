@@ -11,13 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from imdb_sentiment.disk import disk_full, is_disk_full
+
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, needed_bytes: int | None = None) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it to ``path`` only on success.
 
     The temporary file keeps ``path``'s suffix, since some writers (Keras, NumPy) choose the
-    format by it.
+    format by it. A full disk is reported as such, with ``needed_bytes`` (about what the file
+    takes) when the caller knows it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
@@ -32,13 +35,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield temporary_path
         os.replace(temporary_path, path)
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full(path, needed_bytes) from error
+        raise
     finally:
         temporary_path.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
-        file.write(text)
+    data = text.encode("utf-8")
+    with atomic_path(path, len(data)) as temporary:
+        temporary.write_bytes(data)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -175,6 +175,19 @@ class Params(_Section):
         return ModelParams(name=name, seed=seed, **{**shared, **overrides})
 
 
+def model_from_arguments(params: Params, argv: list[str], command: str) -> ModelParams:
+    """The model and seed a per-model stage was started for (``<name> <seed>``). Read after
+    params.yaml is validated, so that a problem in the file is reported by its key first."""
+    try:
+        name, seed = argv
+        seed_number = int(seed)
+    except ValueError:
+        raise ParamsError(
+            f"usage: {command} <model name from params.yaml's models> <seed from train.seeds>"
+        ) from None
+    return params.model(name, seed_number)
+
+
 def _format_error(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":

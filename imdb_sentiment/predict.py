@@ -180,24 +180,40 @@ def _trained_models(
 def main(argv: list[str]) -> None:
     arguments = _parse_arguments(argv)
     project = paths.this_project()
-    model_files = _trained_models(project, arguments.models, arguments.seed)
     reviews = check_texts(_read_reviews(arguments))
+    if not reviews:
+        source = "standard input" if arguments.file == "-" else arguments.file
+        raise StageError(
+            f"{source} has no reviews: there is nothing to classify (one review a line, "
+            'or JSON lines with a "text" key)'
+        )
+    model_files = _trained_models(project, arguments.models, arguments.seed)
     for review in reviews:
         if review.error:
             logger.error("%s: %s", review.source, review.error)
     good = [review for review in reviews if review.error is None]
     if good:
         from imdb_sentiment.classifier import ReviewClassifier
+        from imdb_sentiment.modeling import ModelFileError
 
         import_tensorflow()  # Seconds: only once there is something to classify.
         texts = pd.DataFrame({"text": [review.text for review in good]})
-        predictions = {
-            name: ReviewClassifier.from_files(
-                model_file, project.vocabulary, project.encoding_settings
-            ).predict(texts)
-            for name, model_file in model_files.items()
-        }
-        _write(good, predictions, arguments.json)
+        predictions = {}
+        for name, model_file in model_files.items():
+            try:
+                classifier = ReviewClassifier.from_files(
+                    model_file, project.vocabulary, project.encoding_settings
+                )
+            except ModelFileError as error:
+                # One bad file does not keep the other models from answering.
+                logger.error("%s", error)
+                continue
+            predictions[name] = classifier.predict(texts)
+        if predictions:
+            _write(good, predictions, arguments.json)
+        if len(predictions) < len(model_files):
+            unloaded = sorted(set(model_files) - set(predictions))
+            raise StageError(f"model {', '.join(unloaded)} could not be loaded (above)")
     if len(good) < len(reviews):
         raise StageError(f"{len(reviews) - len(good)} of {len(reviews)} reviews not classified")
 

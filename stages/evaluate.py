@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 
 from imdb_sentiment import paths
-from imdb_sentiment.cli import StageError, run_stage
+from imdb_sentiment.cli import run_stage
 from imdb_sentiment.dataset import load_split
 from imdb_sentiment.evaluation import predictions_table, score
 from imdb_sentiment.files import read_json, write_json, write_text
-from imdb_sentiment.params import load_params
+from imdb_sentiment.params import load_params, model_from_arguments
 from imdb_sentiment.tracking import records, store
 
 logger = logging.getLogger(__name__)
@@ -22,14 +22,9 @@ logger = logging.getLogger(__name__)
 
 def main(argv: list[str]) -> None:
     project = paths.this_project()
-    if len(argv) != 2 or not argv[1].isdigit():
-        raise StageError(
-            "usage: python -m stages.evaluate <model name from params.yaml's models> "
-            "<seed from train.seeds>"
-        )
-    name, seed = argv[0], int(argv[1])
     all_params = load_params(project.params_file)
-    all_params.model(name, seed)  # A model or seed that params.yaml does not list is an error.
+    params = model_from_arguments(all_params, argv, "python -m stages.evaluate")
+    name, seed = params.name, params.seed
     threshold = all_params.evaluate.threshold
     trained = read_json(project.run_id_file(name, seed))
     with store.run(all_params.mlflow.experiment_name, run_id=trained["run_id"]):

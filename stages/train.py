@@ -16,7 +16,7 @@ from imdb_sentiment.cli import StageError, run_stage
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS, load_split
 from imdb_sentiment.distribution import cluster, cluster_task, is_chief
 from imdb_sentiment.files import atomic_path, write_json, write_text
-from imdb_sentiment.params import load_params
+from imdb_sentiment.params import load_params, model_from_arguments
 from imdb_sentiment.text import load_encoder
 from imdb_sentiment.tracking import packaging, records, store
 from imdb_sentiment.training import train_model
@@ -40,14 +40,9 @@ def _build_kernels() -> None:
 
 def main(argv: list[str]) -> None:
     project = paths.this_project()
-    if len(argv) != 2 or not argv[1].isdigit():
-        raise StageError(
-            "usage: python -m stages.train <model name from params.yaml's models> "
-            "<seed from train.seeds>"
-        )
-    name, seed = argv[0], int(argv[1])
     all_params = load_params(project.params_file)
-    params = all_params.model(name, seed)
+    params = model_from_arguments(all_params, argv, "python -m stages.train")
+    name, seed = params.name, params.seed
     if params.recurrent_implementation == "fused":
         _build_kernels()
     vocabulary_size = len(load_encoder(project.vocabulary, project.encoding_settings).vocabulary)
@@ -75,7 +70,9 @@ def main(argv: list[str]) -> None:
             params, train, val, vocabulary_size, callbacks=[records.epoch_metrics_callback()]
         )
         logger.info("Trained %s with seed %d: %s %s", name, seed, result.summary, result.timing)
-        with atomic_path(project.model_file(name, seed)) as temporary:
+        # The weights and the optimizer's two moments, in float32.
+        model_bytes = 3 * 4 * result.model.count_params()
+        with atomic_path(project.model_file(name, seed), model_bytes) as temporary:
             result.model.save(temporary)
         write_text(project.training_history(name, seed), result.history.to_csv(index=False))
         write_json(project.training_summary(name, seed), result.summary)

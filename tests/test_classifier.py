@@ -66,3 +66,16 @@ def test_the_model_input_needs_a_text_column_of_non_empty_strings():
     with pytest.raises(classifier.ReviewError, match="3 reviews in one request; at most 2: split"):
         check(pd.DataFrame({"text": ["Good."] * 3}), max_reviews=2)
     assert len(check(pd.DataFrame({"text": ["Good."] * 3}))) == 3  # No limit unless given.
+
+
+def test_a_review_is_positive_at_or_above_the_threshold_and_negative_below_it():
+    probabilities = np.array([0.55, 0.5, 0.4999, 0.31, 0.3, 0.29])
+    assert classifier.classify(probabilities)["label"].tolist() == [
+        *("positive", "positive", "negative"),
+        *("negative", "negative", "negative"),
+    ]
+    assert classifier.classify(probabilities, threshold=0.3)["label"].tolist() == [
+        *("positive", "positive", "positive"),
+        *("positive", "positive", "negative"),
+    ]
+    assert classifier.classify(probabilities)["probability"].tolist() == probabilities.tolist()

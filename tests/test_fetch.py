@@ -146,14 +146,22 @@ def test_an_unreachable_host_is_retried_a_bounded_number_of_times(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_too_little_disk_space_is_an_error_before_downloading(
+def test_too_little_disk_space_for_the_run_is_an_error_before_downloading(
     server, tiny_archive, tmp_path, monkeypatch
 ):
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=50_000_000))
-    with pytest.raises(StageError, match=r"not enough disk space .* only 50 MB are free"):
-        fetch(f"{server}/ok", tmp_path / "out" / "a.tar.gz", tiny_archive[1], retry_delays=())
+    archive_bytes = tiny_archive[0].stat().st_size
+    # What the run writes after the archive decides, not a fixed margin.
+    fetch(f"{server}/ok", tmp_path / "ok" / "a.tar.gz", tiny_archive[1], retry_delays=(),
+          bytes_after=lambda size: 49_000_000 - size)  # fmt: skip
+    with pytest.raises(
+        StageError, match=r"not enough disk space .* needs about 51 MB, but only 50 MB are free"
+    ):
+        fetch(f"{server}/ok", tmp_path / "out" / "a.tar.gz", tiny_archive[1], retry_delays=(),
+              bytes_after=lambda size: 51_000_000 - size)  # fmt: skip
     assert list((tmp_path / "out").iterdir()) == []
+    assert archive_bytes < 1_000_000
 
 
 def test_an_interrupted_download_leaves_no_partial_file(server, tiny_archive, tmp_path):

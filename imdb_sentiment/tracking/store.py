@@ -11,17 +11,21 @@ import logging
 import os
 import signal
 import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import mlflow
+import psutil
 from filelock import FileLock
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
 from imdb_sentiment import paths
 from imdb_sentiment.cli import StageError
+from imdb_sentiment.disk import disk_full_from, is_disk_full
 from imdb_sentiment.tracking.provenance import source_tags
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,7 @@ def _experiment_id(experiment_name: str) -> str:
     """The id of ``experiment_name``, created with artifacts beside the store if it is new."""
     # Two stages starting at once (`dvc queue start -j 2`) would both create the SQLite
     # tables, or the experiment, and one would fail: the first to come does it alone.
+    started = time.monotonic()
     lock = (
         FileLock(paths.this_project().users_project / "mlflow.db.lock")
         if tracking_uri() == default_tracking_uri()
@@ -78,10 +83,7 @@ def _experiment_id(experiment_name: str) -> str:
                     raise
                 return created.experiment_id
     except Exception as error:
-        raise TrackingError(
-            f"cannot use the MLflow tracking store {tracking_uri()}: {error}. "
-            "Check MLFLOW_TRACKING_URI (unset it to use mlflow.db in the project root)."
-        ) from error
+        raise _store_problem(error, "finding the experiment", time.monotonic() - started) from error
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -137,16 +139,73 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
     return [orphan.info.run_id for orphan in orphans]
 
 
-def _end_run(run_id: str, status: str) -> None:
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _end_run(run_id: str, status: str) -> bool:
+    """Ends the active run with ``status``; False if the store would not take it."""
     try:
         mlflow.end_run(status)
     except Exception as error:
-        # The server went away: the run stays RUNNING there until a later stage on this host
-        # ends it (end_orphaned_runs). The error that ended the stage matters more.
-        logger.error(
-            "Could not mark MLflow run %s %s in %s: %s", run_id, status, tracking_uri(), error
+        # The server went away, or the store's disk is full: the run stays RUNNING there until
+        # a later stage on this host ends it (end_orphaned_runs). The error that ended the
+        # stage matters more, and comes next.
+        logger.warning(
+            "MLflow run %s stays RUNNING in %s until the next stage on this machine marks it "
+            "FAILED: the store would not take its end (%s)",
+            run_id,
+            tracking_uri(),
+            _first_line(error),
         )
+        logger.debug("Ending the run", exc_info=True)
         mlflow.tracking.fluent._active_run_stack.get().clear()
+        return False
+    return True
+
+
+def _holders(store: Path) -> str:
+    """The processes that have ``store`` open, as "pid 123 (python -m stages.train …)"."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if process.pid == os.getpid():
+            continue
+        try:
+            if any(Path(file.path) == store for file in process.open_files()):
+                command = " ".join(process.info["cmdline"] or [])[:80]
+                found.append(f"pid {process.pid} ({command})")
+        except (psutil.Error, OSError):
+            continue
+    return ", ".join(found)
+
+
+def _store_file() -> Path | None:
+    """The SQLite file of the store, or None for a server."""
+    uri = tracking_uri()
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _store_problem(error: BaseException, doing: str, waited_seconds: float) -> StageError:
+    """The one-line error for a store that failed while ``doing``: busy (with who holds it and
+    how long this process waited), full, or else unusable."""
+    store = _store_file()
+    if is_disk_full(error):
+        return disk_full_from(error, store)
+    if store is not None and "database is locked" in str(error):
+        holders = _holders(store)
+        by = f"held by {holders}" if holders else "held by another process"
+        return TrackingError(
+            f"the MLflow store {store} is busy ({by}); {doing} waited {waited_seconds:.0f} s for "
+            "it. Run again when that process is done (or stop it)"
+        )
+    uri = tracking_uri()
+    hint = (
+        "unset MLFLOW_TRACKING_URI to use mlflow.db in the project root"
+        if os.environ.get("MLFLOW_TRACKING_URI") and uri != default_tracking_uri()
+        else "check that its folder is writable"
+    )
+    return TrackingError(f"cannot use the MLflow tracking store {uri} ({doing}): "
+                         f"{_first_line(error)}. {hint.capitalize()}")  # fmt: skip
 
 
 # How often a training run samples CPU, memory and disk (MLflow's system metrics), unless
@@ -174,6 +233,7 @@ def run(
     experiment_id = _experiment_id(experiment_name)
     end_orphaned_runs(experiment_id)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    started = time.monotonic()
     try:
         if system_metrics and not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
             mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_SECONDS)
@@ -186,7 +246,7 @@ def run(
         )
     except Exception as error:
         signal.signal(signal.SIGTERM, previous_sigterm)
-        raise TrackingError(f"cannot start an MLflow run in {uri}: {error}") from error
+        raise _store_problem(error, "starting a run", time.monotonic() - started) from error
     status = RunStatus.FAILED
     try:
         yield active_run
@@ -194,13 +254,21 @@ def run(
     except KeyboardInterrupt:
         status = RunStatus.KILLED
         raise
-    except MlflowException as error:
+    except Exception as error:
+        if is_disk_full(error):
+            raise disk_full_from(error, _store_file()) from error
+        if not isinstance(error, MlflowException):
+            raise
         # Mostly a server that went away mid-stage; the traceback is for LOG_LEVEL=DEBUG.
         logger.debug("MLflow error", exc_info=True)
         raise TrackingError(f"MLflow failed ({uri}): {error.message}") from error
     finally:
-        _end_run(active_run.info.run_id, RunStatus.to_string(status))
+        ended = _end_run(active_run.info.run_id, RunStatus.to_string(status))
         signal.signal(signal.SIGTERM, previous_sigterm)
-        logger.info(
-            "MLflow run %s ended %s (%s)", active_run.info.run_id, RunStatus.to_string(status), uri
-        )
+        if ended:
+            logger.info(
+                "MLflow run %s ended %s (%s)",
+                active_run.info.run_id,
+                RunStatus.to_string(status),
+                uri,
+            )
