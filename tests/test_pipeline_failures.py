@@ -139,3 +139,61 @@ def test_two_queued_experiments_run_at_once_into_one_store(project):
         assert gru_run.info.status == "FINISHED"
         assert gru_run.data.params["units"] == str(units)
         assert {"val_loss", "test_accuracy", "test_roc_auc"} <= set(gru_run.data.metrics)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 150 MB tmpfs of its own (root only; skipped where a mount cannot be made)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=150m", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (not root?); test_faults.py patches writes")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(disk: Path, leave_bytes: int) -> Path:
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    subprocess.run(["fallocate", "-l", str(free - leave_bytes), str(filler)], check=True)
+    return filler
+
+
+def test_a_full_disk_during_the_pipeline_is_one_line_and_dvc_repro_recovers(small_disk):
+    project = make_project(small_disk)
+    run(["dvc", "repro", "prepare"], project)
+    filler = fill(small_disk, leave_bytes=3_000_000)
+    output = run(["dvc", "repro"], project, expect_failure=True)
+    [error] = [line for line in output.splitlines() if " ERROR imdb_sentiment: " in line]
+    assert "no space left on the disk of " in error and "`dvc gc --workspace`" in error
+    assert "Traceback" not in output
+    filler.unlink()
+    run(["dvc", "repro"], project)
+    assert "up to date" in run(["dvc", "status"], project)
+    client = client_for(project)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    statuses = {run_.info.status for run_ in client.search_runs([experiment.experiment_id])}
+    # The run the full disk stopped ended FAILED (or was marked so by the next stage).
+    assert "RUNNING" not in statuses and "FAILED" in statuses
+
+
+def test_a_training_run_dvc_did_not_record_is_marked_by_the_next_run_of_its_stage(project):
+    # As when DVC cannot cache a stage's outputs after its process ended: the run finished,
+    # but dvc.lock does not know it. Here, the stage run by hand under its DVC name.
+    stage = "train@gru-42"
+    run(["python", "-m", "stages.train", "gru", "42"], project, env={"DVC_STAGE": stage})
+    [unrecorded] = [r for r in runs_of(project, "gru") if r.info.status == "FINISHED"][:1]
+    run(["dvc", "repro", "--force", "--single-item", stage], project)
+    client = client_for(project)
+    marked = client.get_run(unrecorded.info.run_id)
+    assert marked.info.status == "FAILED"
+    assert "DVC did not record its outputs" in marked.data.tags["ended_by"]
+    # The run dvc.lock records, and the new one, stay as they were.
+    statuses = [r.info.status for r in runs_of(project, "gru")]
+    assert statuses.count("FINISHED") >= 2
+    run(["git", "checkout", "--", "."], project)
+    run(["dvc", "checkout"], project)

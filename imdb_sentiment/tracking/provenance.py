@@ -5,6 +5,7 @@ again."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -87,3 +88,23 @@ def data_tags(path: Path) -> dict[str, str]:
         recorded = _locked_hashes(_git("show", f"{commit}:dvc.lock"), relative)
         tags["dvc_lock_at_commit"] = str(tags["dvc_md5"] in recorded).lower()
     return tags
+
+
+def recorded_run_id(stage: str) -> str | None:
+    """The MLflow run whose outputs dvc.lock records for ``stage``: the ``run_id`` in the
+    stage's ``mlflow_run.json`` as DVC cached it. None when the stage has no such output, is
+    not recorded, or its file is not in the project's DVC cache."""
+    root = paths.this_project().root
+    try:
+        outs = yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]["outs"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    for out in outs:
+        md5 = out.get("md5") or ""
+        if str(out.get("path", "")).endswith("mlflow_run.json") and len(md5) == 32:
+            cached = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+            try:
+                return json.loads(cached.read_text())["run_id"]
+            except (OSError, ValueError, KeyError):
+                return None
+    return None

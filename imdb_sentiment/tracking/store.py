@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from imdb_sentiment import paths
 from imdb_sentiment.cli import StageError
 from imdb_sentiment.disk import disk_full_from, is_disk_full
-from imdb_sentiment.tracking.provenance import source_tags
+from imdb_sentiment.tracking.provenance import recorded_run_id, source_tags
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,12 @@ def check_server(uri: str, timeout_seconds: float = 5.0) -> None:
 
 
 def _process_tags() -> dict[str, str]:
-    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+    """Which process, on which host and in which project folder, holds the run open."""
+    return {
+        "host": socket.gethostname(),
+        "pid": str(os.getpid()),
+        "project": str(paths.this_project().root),
+    }
 
 
 def _is_alive(pid: int) -> bool:
@@ -137,6 +142,53 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
         client.set_terminated(orphan.info.run_id, RunStatus.to_string(RunStatus.FAILED))
         logger.warning("Marked MLflow run %s FAILED: its process had died", orphan.info.run_id)
     return [orphan.info.run_id for orphan in orphans]
+
+
+def end_unrecorded_runs(experiment_id: str) -> list[str]:
+    """Marks FAILED the earlier runs of this DVC stage that ended FINISHED but whose outputs DVC
+    never recorded (it failed after the stage's process, say, caching them on a full disk): any
+    finished run of the stage in this project newer than the one dvc.lock records. Only under
+    ``dvc repro`` of the workspace, for a stage whose outputs name their run (training).
+
+    Returns:
+        The ids of the runs it marked.
+    """
+    stage = os.environ.get("DVC_STAGE")
+    if not stage or os.environ.get("DVC_EXP_NAME"):
+        return []
+    recorded = recorded_run_id(stage)
+    if recorded is None:
+        return []
+    client = mlflow.MlflowClient()
+    try:
+        since = client.get_run(recorded).info.start_time
+    except MlflowException:
+        return []
+    finished = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'FINISHED' and tags.dvc_stage = '{stage}' "
+        f"and attributes.start_time > {since}",
+    )
+    project = str(paths.this_project().root)
+    unrecorded = [
+        run
+        for run in finished
+        if run.info.run_id != recorded
+        and run.data.tags.get("project") == project
+        and "dvc_exp_name" not in run.data.tags
+    ]
+    for run in unrecorded:
+        client.set_tag(
+            run.info.run_id,
+            "ended_by",
+            f"cleanup: DVC did not record its outputs (found by the next run of {stage})",
+        )
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+        logger.warning(
+            "Marked MLflow run %s FAILED: its stage ran, but DVC did not record its outputs",
+            run.info.run_id,
+        )
+    return [run.info.run_id for run in unrecorded]
 
 
 def _first_line(error: BaseException) -> str:
@@ -232,6 +284,8 @@ def run(
     mlflow.set_tracking_uri(uri)
     experiment_id = _experiment_id(experiment_name)
     end_orphaned_runs(experiment_id)
+    if run_id is None:
+        end_unrecorded_runs(experiment_id)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     started = time.monotonic()
     try:
