@@ -353,7 +353,7 @@ def champion_decision(
     ``val_accuracy`` and ``val_reviews``, or is None when there is no champion yet."""
     candidate = f"{best['model']} (seed {best['seed']})"
     if incumbent is None:
-        return True, verdicts.promotion_sentence(candidate, None, validation_reviews, "")
+        return True, verdicts.first_champion_sentence(candidate)
     promotion = significance.promotion(
         float(best["val_accuracy"]),
         validation_reviews,

@@ -164,12 +164,15 @@ def seeds_needed_sentence(seed_sd: float, observed: bool, review_variance: float
     )
 
 
+def first_champion_sentence(candidate: str) -> str:
+    """Why the champion alias points at the candidate when there was no champion."""
+    return f"{candidate} becomes the champion: there was none."
+
+
 def promotion_sentence(
-    candidate: str, promotion: Promotion | None, validation_reviews: int, incumbent: str
+    candidate: str, promotion: Promotion, validation_reviews: int, incumbent: str
 ) -> str:
     """Why the champion alias moved to the candidate or stayed where it was."""
-    if promotion is None:
-        return f"{candidate} becomes the champion: there was none."
     gap = (
         f"validation accuracy is {_points(promotion.difference)} against the champion's "
         f"({incumbent})"

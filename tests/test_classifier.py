@@ -79,3 +79,20 @@ def test_a_review_is_positive_at_or_above_the_threshold_and_negative_below_it():
         *("positive", "positive", "negative"),
     ]
     assert classifier.classify(probabilities)["probability"].tolist() == probabilities.tolist()
+
+
+def test_a_classifier_loaded_from_its_files_predicts_what_it_did_when_saved(
+    review_classifier, tmp_path
+):
+    from imdb_sentiment.text import save_encoder
+
+    review_classifier.keras_model.save(tmp_path / "model.keras")
+    save_encoder(review_classifier.encoder, tmp_path / "vocabulary.txt", tmp_path / "enc.json")
+    loaded = ReviewClassifier.from_files(
+        tmp_path / "model.keras", tmp_path / "vocabulary.txt", tmp_path / "enc.json"
+    )
+    assert loaded.encoder == review_classifier.encoder
+    reviews = pd.DataFrame({"text": ["great superb film", "awful dull waste"]})
+    pd.testing.assert_frame_equal(loaded.predict(reviews), review_classifier.predict(reviews))
+    # Ready for its first request: the compiled call was traced while loading.
+    assert "_compiled_call" in vars(loaded)

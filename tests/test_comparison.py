@@ -184,3 +184,51 @@ def test_the_summary_metrics_are_each_models_mean_accuracies():
     summary = comparison.summary_metrics(table)
     assert set(summary["val"]) == set(summary["test"]) == {"lstm", "gru"}
     assert summary["val"]["gru"] == pytest.approx(0.865)
+
+
+def test_the_summary_metrics_are_rounded_to_five_digits():
+    table = pd.DataFrame(
+        {"model": ["gru"], "val_accuracy": [0.8654321], "test_accuracy": [0.8512345678]}
+    )
+    assert comparison.summary_metrics(table) == {
+        "val": {"gru": 0.86543},
+        "test": {"gru": 0.85123},
+    }
+
+
+def test_a_registered_versions_tags_name_its_run_params_and_test_metrics():
+    [_, gru] = make_models([7])
+    test_metrics = {"test_accuracy": 0.85, "test_loss": 0.33, "test_f1": 0.84}
+    best = pd.Series({"mlflow_run_id": "run-gru-7", **test_metrics, "test_roc_auc": 0.93})
+    tags = comparison.version_tags(best, gru)
+    assert (tags["pipeline_model"], tags["seed"]) == ("gru", "7")
+    assert tags["source_run_id"] == "run-gru-7"
+    assert (tags["param_units"], tags["param_cell"], tags["param_seed"]) == ("64", "gru", "7")
+    for metric, value in {**test_metrics, "test_roc_auc": 0.93}.items():
+        assert tags[metric] == str(value)
+    assert set(tags) == {
+        *("pipeline_model", "seed", "source_run_id"),
+        *(f"param_{key}" for key in gru.model_dump()),
+        *("test_accuracy", "test_loss", "test_f1", "test_roc_auc"),
+    }
+
+
+def test_the_test_probabilities_are_read_per_model_and_seed_with_their_labels(tmp_path):
+    from imdb_sentiment.evaluation import predictions_table
+    from imdb_sentiment.files import write_text
+    from imdb_sentiment.paths import ProjectFiles
+
+    project = ProjectFiles(tmp_path)
+    labels = np.array([1, 0, 1])
+    for name, base in (("lstm", 0.1), ("gru", 0.2)):
+        for seed in (1, 2):
+            probabilities = np.array([0.9, 0.2, 0.6]) - base * seed / 10
+            table = predictions_table(labels, probabilities, 0.5)
+            write_text(project.evaluation_predictions(name, seed), table.to_csv(index=False))
+    models = ["lstm", "gru"]
+    read_labels, probabilities = comparison.read_test_probabilities(project, models, [1, 2])
+    np.testing.assert_array_equal(read_labels, labels)
+    assert read_labels.dtype.kind == "i"
+    assert list(probabilities) == ["lstm", "gru"]
+    np.testing.assert_allclose(probabilities["gru"][1], [0.86, 0.16, 0.56])
+    assert probabilities["lstm"].shape == (2, 3)

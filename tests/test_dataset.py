@@ -150,3 +150,61 @@ def test_odd_members_are_counted_and_handled(tmp_path):
     assert len(splits["train"].ids) == 7  # 6 ordinary reviews and the one not in UTF-8.
     not_utf8 = splits["train"].texts[splits["train"].ids.index("train/neg/101_1")]
     assert not_utf8 == "caf\ufffd was awful"
+
+
+def test_each_splits_statistics_are_exact(data_params):
+    params = data_params.model_copy(update={"maxlen": 3, "val_fraction": 0.5, "num_words": 4})
+    raw = {
+        "train": RawSplit(
+            ids=[f"train/x/{i}" for i in range(4)],
+            texts=["good good film", "good film", "bad bad film", "bad"],
+            labels=np.array([1, 1, 0, 0], dtype=np.int8),
+        ),
+        # Lengths 4, 3 (exactly maxlen: not truncated) and 1; "plot" is not in the vocabulary.
+        "test": RawSplit(
+            ["test/pos/0", "test/pos/1", "test/neg/0"],
+            ["good good film plot", "good film good", "bad"],
+            np.array([1, 1, 0], dtype=np.int8),
+        ),
+    }
+    splits, encoder, stats = prepare_splits(raw, params)
+    assert [len(splits[name].labels) for name in ("train", "val")] == [2, 2]  # val_fraction 0.5
+    assert stats["vocabulary_size"] == len(encoder.vocabulary) == 4
+    known = set(encoder.vocabulary[2:])  # After padding and the unknown token.
+    unknown = sum(word not in known for text in raw["test"].texts for word in tokenize(text))
+    assert stats["test"] == {
+        "reviews": 3,
+        "positive_share": 0.6667,
+        "out_of_vocabulary_rate": round(unknown / 8, 4),
+        "truncated_share": 0.3333,
+        "length": {"p50": 3, "p90": 3, "p95": 3, "p99": 3, "max": 4},
+    }
+    # Seeded: the same params pick the same validation reviews every time.
+    again, _, _ = prepare_splits(raw, params)
+    assert list(again["val"].ids) == list(splits["val"].ids)
+
+
+def test_statistics_of_a_split_with_no_tokens_are_defined(data_params):
+    texts = ["good", "bad"] * 4
+    raw = {
+        "train": RawSplit([f"train/x/{i}" for i in range(8)], texts, np.array([1, 0] * 4, np.int8)),
+        "test": RawSplit(["test/pos/0", "test/neg/0"], ["", ""], np.array([1, 0], np.int8)),
+    }
+    stats = prepare_splits(raw, data_params)[2]["test"]
+    assert stats["out_of_vocabulary_rate"] == 0.0 and stats["length"]["max"] == 0
+
+
+def test_a_saved_split_loads_as_it_was(tmp_path):
+    from imdb_sentiment.dataset import EncodedSplit, load_split, save_split
+
+    split = EncodedSplit(
+        ids=np.array(["test/pos/0", "test/neg/1"]),
+        reviews=np.array([[0, 5, 6], [7, 8, 1]], dtype=np.int32),
+        labels=np.array([1, 0], dtype=np.int8),
+    )
+    save_split(tmp_path / "test.npz", split)
+    loaded = load_split(tmp_path / "test.npz")
+    for name in ("ids", "reviews", "labels"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(split, name))
+        assert getattr(loaded, name).dtype == getattr(split, name).dtype
+    assert not list(tmp_path.glob(".*"))  # Nothing half-written left beside it.

@@ -36,3 +36,41 @@ def test_the_predictions_table_keeps_classes_as_0_and_1_at_the_threshold():
     # At or above the threshold is positive: 0.55 is, 0.5 is not.
     assert table["predicted"].tolist() == [1, 1, 0, 0]
     assert table["probability"].tolist() == probabilities.tolist()
+
+
+def test_a_probability_at_the_threshold_is_positive():
+    labels = np.array([1, 0])
+    result = score(labels, np.array([0.5, 0.2]), threshold=0.5)
+    assert result["confusion_matrix"] == [[1, 0], [0, 1]]
+    assert result["metrics"]["accuracy"] == 1.0
+
+
+def test_metrics_are_rounded_to_five_digits():
+    labels = np.array([0, 1, 1])
+    metrics = score(labels, np.array([0.3, 0.6, 0.4]), threshold=0.5)["metrics"]
+    assert metrics["accuracy"] == 0.66667  # 2/3
+    assert metrics["loss"] == round(metrics["loss"], 5) and metrics["loss"] != round(
+        metrics["loss"], 3
+    )
+
+
+def test_a_model_that_predicts_no_positive_scores_zero_precision_without_a_warning():
+    import warnings
+
+    labels = np.array([0, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = score(labels, np.array([0.1, 0.2, 0.3]), threshold=0.5)
+    assert result["confusion_matrix"] == [[1, 0], [2, 0]]
+    metrics = result["metrics"]
+    # Nothing predicted positive: precision and F1 are 0, not undefined (nor 1).
+    assert metrics["precision"] == metrics["recall"] == metrics["f1"] == 0.0
+
+
+def test_the_predictions_table_writes_classes_as_whole_numbers():
+    table = predictions_table(np.array([1, 0]), np.array([0.9, 0.1]), 0.5)
+    assert table.to_csv(index=False).splitlines() == [
+        "actual,predicted,probability",
+        "1,1,0.9",
+        "0,0,0.1",
+    ]

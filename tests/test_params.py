@@ -136,3 +136,43 @@ def test_a_model_entry_may_override_exactly_the_shared_hyperparameters():
         for name, field in ModelOverrides.model_fields.items()
         if name != "cell"
     )
+
+
+def test_a_model_may_override_a_shared_value_within_its_bounds():
+    raw = tiny_params()
+    raw["models"]["lstm"].update(units=16, dropout=0.25, pooling="max")
+    lstm = parse_params(raw).model("lstm")
+    assert (lstm.units, lstm.dropout, lstm.pooling) == (16, 0.25, "max")
+    assert parse_params(raw).model("gru").units == 8  # The others keep the shared value.
+    raw["models"]["lstm"].update(units=0, pooling="mean")
+    with pytest.raises(ParamsError) as raised:
+        parse_params(raw)
+    assert "models.lstm.units: Input should be greater than 0 (got 0)" in str(raised.value)
+    assert "models.lstm.pooling: Input should be 'last' or 'max'" in str(raised.value)
+
+
+def test_a_per_model_stage_reads_its_model_and_seed_from_its_arguments():
+    from imdb_sentiment.params import model_from_arguments
+
+    params = parse_params(tiny_params())
+    lstm = model_from_arguments(params, ["lstm", "42"], "python -m stages.train")
+    assert (lstm.name, lstm.seed, lstm.cell) == ("lstm", 42, "lstm")
+    usage = (
+        "usage: python -m stages.evaluate <model name from params.yaml's models> "
+        "<seed from train.seeds>"
+    )
+    for argv in (["lstm"], ["lstm", "42", "x"], ["lstm", "forty-two"], []):
+        with pytest.raises(ParamsError) as raised:
+            model_from_arguments(params, argv, "python -m stages.evaluate")
+        assert str(raised.value) == usage
+    with pytest.raises(ParamsError, match=r"^train.seeds: -1 is not one of the seeds"):
+        model_from_arguments(params, ["lstm", "-1"], "python -m stages.train")
+
+
+def test_a_missing_params_file_says_where_to_run_from(tmp_path):
+    with pytest.raises(ParamsError) as raised:
+        load_params(tmp_path / "params.yaml")
+    assert (
+        str(raised.value)
+        == f"{tmp_path / 'params.yaml'} not found: run the pipeline from the project root"
+    )

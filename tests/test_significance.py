@@ -4,6 +4,7 @@ intervals that cover the truth as often as they say."""
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 
@@ -196,3 +197,13 @@ def test_promotion_needs_more_than_the_validation_sets_noise():
     large = significance.promotion(0.885, 2500, 0.860, 2500)
     assert large.promote and large.p_value < 0.05
     assert not significance.promotion(0.84, 2500, 0.86, 2500).promote
+
+
+def test_at_perfect_accuracy_one_reviews_worth_of_error_keeps_the_test_honest():
+    # Both at 100%: no binomial variance; the standard error is one review in 1,000.
+    tie = significance.promotion(1.0, 1000, 1.0, 1000)
+    assert tie.needed == pytest.approx(1.6449 / 1000, rel=1e-4) and tie.p_value == 0.5
+    # 100% against 99.8%: sqrt(0.998 * 0.002 / 1000) = 0.00141 > 1/1000, the variance's own.
+    close = significance.promotion(1.0, 1000, 0.998, 1000)
+    assert close.p_value == pytest.approx(float(stats.norm.sf(0.002 / 0.0014128)), rel=1e-3)
+    assert not close.promote
