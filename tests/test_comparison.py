@@ -232,3 +232,100 @@ def test_the_test_probabilities_are_read_per_model_and_seed_with_their_labels(tm
     assert list(probabilities) == ["lstm", "gru"]
     np.testing.assert_allclose(probabilities["gru"][1], [0.86, 0.16, 0.56])
     assert probabilities["lstm"].shape == (2, 3)
+
+
+def recipe_pair(p_value: float, equivalence_p_value: float):
+    from imdb_sentiment import significance
+
+    return significance.RecipeComparison(
+        model_a="gru",
+        model_b="lstm",
+        seeds_a=5,
+        seeds_b=5,
+        difference=significance.Estimate(0.004, 0.001, 8.0),
+        p_value=p_value / 2,
+        adjusted_p_value=p_value,
+        equivalence_margin=MARGIN,
+        equivalence_p_value=equivalence_p_value / 2,
+        adjusted_equivalence_p_value=equivalence_p_value,
+        probability_a_beats_b=0.7,
+    )
+
+
+@pytest.mark.parametrize(
+    ("p_value", "equivalence_p_value", "verdict"),
+    [
+        (0.01, 0.2, "different"),
+        (0.01, 0.01, "different, within the margin"),
+        (0.2, 0.01, "equivalent"),
+        (0.2, 0.2, "not established"),
+    ],
+)
+def test_a_pair_of_recipes_row_holds_its_comparison_and_verdict(
+    p_value, equivalence_p_value, verdict, monkeypatch
+):
+    from imdb_sentiment import significance, verdicts
+
+    pair = recipe_pair(p_value, equivalence_p_value)
+    monkeypatch.setattr(significance, "compare_recipes", lambda correct, margin: [pair])
+    correct = {"gru": np.ones((3, 4), np.int8), "lstm": np.ones((3, 4), np.int8)}
+    [row] = comparison.pairs_table(correct, [1, 2, 3], MARGIN).to_dict("records")
+    interval = pair.difference.interval()
+    assert row == {
+        "model_a": "gru",
+        "model_b": "lstm",
+        "about": "recipes",
+        "accuracy_difference_points": pytest.approx(0.4),
+        "difference_low": pytest.approx(100 * interval.low),
+        "difference_high": pytest.approx(100 * interval.high),
+        "test": "welch",
+        "p_value": p_value / 2,
+        "p_value_holm": p_value,
+        "equivalence_p_value_holm": equivalence_p_value,
+        "probability_a_beats_b": 0.7,
+        "verdict": verdict,
+        "sentence": verdicts.recipe_sentence(pair, 1),
+    }
+
+
+@pytest.mark.parametrize(("p_value", "verdict"), [(0.01, "different networks"),
+                                                  (0.06, "networks not told apart")])  # fmt: skip
+def test_a_pair_of_networks_row_holds_mcnemars_test(p_value, verdict, monkeypatch):
+    from imdb_sentiment import significance, verdicts
+
+    pair = significance.ClassifierComparison("gru", "lstm", 30, 10, 1000, p_value / 3, p_value)
+    monkeypatch.setattr(significance, "compare_classifiers", lambda correct: [pair])
+    correct = {"gru": np.ones((1, 4), np.int8), "lstm": np.ones((1, 4), np.int8)}
+    [row] = comparison.pairs_table(correct, [42], MARGIN).to_dict("records")
+    assert {key: value for key, value in row.items() if not pd.isna(value)} == {
+        "model_a": "gru",
+        "model_b": "lstm",
+        "about": "networks",
+        "accuracy_difference_points": pytest.approx(2.0),  # (30 - 10) of 1,000 reviews
+        "test": "mcnemar",
+        "p_value": p_value / 3,
+        "p_value_holm": p_value,
+        "verdict": verdict,
+        "sentence": verdicts.network_sentence(pair, 42, 1),
+    }
+
+
+def test_a_pair_of_two_seeds_row_shows_the_spread_only():
+    from imdb_sentiment import verdicts
+
+    gru = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.int8)  # runs at 75% and 50%
+    lstm = np.array([[1, 0, 0, 0], [1, 1, 1, 1]], np.int8)  # runs at 25% and 100%
+    [row] = comparison.pairs_table({"gru": gru, "lstm": lstm}, [1, 2], MARGIN).to_dict("records")
+    assert {key: value for key, value in row.items() if not pd.isna(value)} == {
+        "model_a": "gru",
+        "model_b": "lstm",
+        "about": "spread",
+        "accuracy_difference_points": pytest.approx(0.0),  # 62.5% against 62.5%
+        "verdict": "none",
+        "sentence": verdicts.spread_sentence(
+            "gru", "lstm", np.array([0.75, 0.5]), np.array([0.25, 1.0])
+        ),
+    }
+    gru[1] = 1
+    [row] = comparison.pairs_table({"gru": gru, "lstm": lstm}, [1, 2], MARGIN).to_dict("records")
+    assert row["accuracy_difference_points"] == pytest.approx(25.0)  # 87.5% against 62.5%
