@@ -1,5 +1,6 @@
 import hashlib
 import http.server
+import re
 import shutil
 import signal
 import socket
@@ -29,8 +30,13 @@ def test_fetch_copies_a_local_file_url_when_its_checksum_matches(tiny_archive, t
 def test_a_checksum_mismatch_is_an_error_and_leaves_no_file(tiny_archive, tmp_path):
     archive, _ = tiny_archive
     destination = tmp_path / "out" / "aclImdb.tar.gz"
-    with pytest.raises(StageError, match="has sha256 .* but params.yaml expects 0000"):
+    with pytest.raises(StageError) as raised:
         fetch(archive.as_uri(), destination, "0" * 64)
+    assert str(raised.value) == (
+        f"{archive.as_uri()} has sha256 {tiny_archive[1]}, but params.yaml expects {'0' * 64}. "
+        "The file is corrupt or another version: download it again, or if it is the archive "
+        "you want, put its sha256 in params.yaml."
+    )
     assert list(destination.parent.iterdir()) == []
 
 
@@ -72,7 +78,9 @@ class _ArchiveServer(http.server.BaseHTTPRequestHandler):
             self.path == "/flaky" and self.requests.count("/flaky") <= self.failures_before_success
         ):
             self.send_error(503, "Service Unavailable")
-        elif self.path in ("/ok", "/flaky"):
+        elif self.path == "/error500" and self.requests.count("/error500") == 1:
+            self.send_error(500, "Internal Server Error")
+        elif self.path in ("/ok", "/flaky", "/error500"):
             self._send(self.body)
         elif self.path == "/cut":
             self._send(self.body[: len(self.body) // 2], length=len(self.body))
@@ -156,7 +164,10 @@ def test_too_little_disk_space_for_the_run_is_an_error_before_downloading(
     fetch(f"{server}/ok", tmp_path / "ok" / "a.tar.gz", tiny_archive[1], retry_delays=(),
           bytes_after=lambda size: 49_000_000 - size)  # fmt: skip
     with pytest.raises(
-        StageError, match=r"not enough disk space .* needs about 51 MB, but only 50 MB are free"
+        StageError,
+        match=r"not enough disk space in .*: this run \(the archive, the prepared data, every "
+        r"model of params.yaml and the copies DVC and MLflow keep\) needs about 51 MB, but only "
+        r"50 MB are free",
     ):
         fetch(f"{server}/ok", tmp_path / "out" / "a.tar.gz", tiny_archive[1], retry_delays=(),
               bytes_after=lambda size: 51_000_000 - size)  # fmt: skip
@@ -206,3 +217,35 @@ def test_a_relative_local_copy_is_found_from_a_dvc_experiment_copy(
     monkeypatch.setattr(paths, "this_project", lambda: paths.ProjectFiles(copy))
     download.main([])
     assert hashlib.sha256(paths.this_project().archive.read_bytes()).hexdigest() == sha256
+
+
+def test_each_retry_is_logged_with_its_reason_and_wait(server, tiny_archive, tmp_path, caplog):
+    fetch(f"{server}/flaky", tmp_path / "a.tar.gz", tiny_archive[1], retry_delays=(0, 0.01, 0))
+    assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
+        "Download attempt 1 of 4 failed (Service Unavailable); retrying in 0 s",
+        "Download attempt 2 of 4 failed (Service Unavailable); retrying in 0.01 s",
+    ]
+
+
+def test_an_internal_server_error_is_retried(server, tiny_archive, tmp_path):
+    fetch(f"{server}/error500", tmp_path / "a.tar.gz", tiny_archive[1], retry_delays=(0,))
+    assert _ArchiveServer.requests == ["/error500"] * 2
+
+
+def test_the_messages_of_a_failed_download_name_the_url_and_the_fix(server, tmp_path):
+    missing = f"{server}/missing"
+    with pytest.raises(StageError) as raised:
+        fetch(missing, tmp_path / "a.tar.gz", "0" * 64, retry_delays=())
+    assert str(raised.value) == (
+        f"{missing} answered HTTP 404 Not Found: check data.url in params.yaml, or point "
+        "data.local_copy (with data.local_copy_sha256) at a copy on disk."
+    )
+    cut = f"{server}/cut"
+    with pytest.raises(StageError) as raised:
+        fetch(cut, tmp_path / "a.tar.gz", "0" * 64, retry_delays=())
+    assert re.fullmatch(
+        rf"cannot download {cut}: the transfer was cut short(: \d+ of \d+ bytes| after \d+ "
+        r"bytes)\. Offline\? Put a copy of the archive on disk and point data\.local_copy \(with "
+        r"data\.local_copy_sha256\) at it in params\.yaml\.",
+        str(raised.value),
+    )
