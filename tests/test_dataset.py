@@ -28,6 +28,12 @@ def test_read_archive_reads_labeled_reviews_and_skips_unlabeled_ones(tiny_archiv
         assert len(split.texts) == len(split.ids) == 120
         assert split.labels.sum() == 60
     assert all("unsup" not in review_id for review_id in splits["train"].ids)
+    # A review's label is its folder's: 1 positive, 0 negative, kept small.
+    for split in splits.values():
+        assert split.labels.dtype == np.int8
+        assert [int(review_id.split("/")[1] == "pos") for review_id in split.ids] == list(
+            split.labels
+        )
     assert splits["train"].ids[0].startswith("train/neg/")
 
 
@@ -35,19 +41,22 @@ def test_read_archive_without_a_test_split_says_what_is_missing(tmp_path):
     archive = tmp_path / "no_test.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(__file__, arcname="aclImdb/train/pos/0_9.txt")
-    with pytest.raises(
-        StageError, match="no reviews in aclImdb/train/neg/, aclImdb/test/pos/, aclImdb/test/neg/"
-    ):
+    with pytest.raises(StageError) as raised:
         read_archive(archive)
+    assert str(raised.value) == (
+        f"{archive} has no reviews in aclImdb/train/neg/, aclImdb/test/pos/, aclImdb/test/neg/: "
+        "is it the IMDB archive? Check data.url and data.sha256 (or data.local_copy) in "
+        "params.yaml."
+    )
 
 
 def test_validation_split_is_stratified_and_seeded():
     labels = np.array([0] * 80 + [1] * 20)
-    train, val = split_validation(labels, 0.25, seed=1)
-    assert len(val) == 25 and len(set(train) | set(val)) == 100
-    assert labels[val].sum() == 5  # The 20% positive share of the whole.
-    np.testing.assert_array_equal(val, split_validation(labels, 0.25, seed=1)[1])
-    assert set(val) != set(split_validation(labels, 0.25, seed=2)[1])
+    train, val = split_validation(labels, 0.3, seed=1)
+    assert len(val) == 30 and len(set(train) | set(val)) == 100
+    assert labels[val].sum() == 6  # The 20% positive share of the whole.
+    np.testing.assert_array_equal(val, split_validation(labels, 0.3, seed=1)[1])
+    assert set(val) != set(split_validation(labels, 0.3, seed=2)[1])
 
 
 def test_prepare_builds_the_vocabulary_from_training_reviews_only(data_params):
@@ -118,8 +127,13 @@ def test_a_review_encoded_at_predict_time_equals_its_prepared_encoding(
 def test_a_file_that_is_not_a_gzipped_tar_is_a_clear_error(tmp_path):
     not_an_archive = tmp_path / "aclImdb.tar.gz"
     not_an_archive.write_text("<html>Service Unavailable</html>")
-    with pytest.raises(StageError, match="is not a readable gzipped tar archive .* download it"):
+    with pytest.raises(StageError) as raised:
         read_archive(not_an_archive)
+    assert str(raised.value).startswith(f"{not_an_archive} is not a readable gzipped tar archive (")
+    assert str(raised.value).endswith(
+        "): it is corrupt, cut short or another kind of file. Delete it and run `dvc repro` to "
+        "download it again."
+    )
 
 
 def test_an_archive_cut_short_is_a_clear_error(tiny_archive, tmp_path):
@@ -129,25 +143,33 @@ def test_an_archive_cut_short_is_a_clear_error(tiny_archive, tmp_path):
         read_archive(cut)
 
 
-def test_odd_members_are_counted_and_handled(tmp_path):
+def test_odd_members_are_counted_and_handled(tmp_path, caplog):
     archive = tmp_path / "odd.tar.gz"
     write_archive(
         archive,
         reviews_per_label=3,
         extra={
             "aclImdb/train/pos/100_9.txt": "  \n",
+            "aclImdb/train/pos/103_9.txt": "",
             "aclImdb/train/neg/101_1.txt": b"caf\xe9 was awful",
+            "aclImdb/train/neg/104_2.txt": b"na\xefve",
             "../../etc/evil.txt": "escape",
+            "/etc/absolute.txt": "escape",
             "aclImdb/../../train/pos/102_8.txt": "escape",
         },
     )
     splits, counts = read_archive(archive)
     assert counts == {
-        "reviews_not_utf8": 1,
-        "empty_reviews_skipped": 1,
-        "unsafe_members_skipped": 2,
+        "reviews_not_utf8": 2,
+        "empty_reviews_skipped": 2,
+        "unsafe_members_skipped": 3,
     }
-    assert len(splits["train"].ids) == 7  # 6 ordinary reviews and the one not in UTF-8.
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "odd.tar.gz: 2 reviews not utf8",
+        "odd.tar.gz: 2 empty reviews skipped",
+        "odd.tar.gz: 3 unsafe members skipped",
+    ]
+    assert len(splits["train"].ids) == 8  # 6 ordinary reviews and the two not in UTF-8.
     not_utf8 = splits["train"].texts[splits["train"].ids.index("train/neg/101_1")]
     assert not_utf8 == "caf\ufffd was awful"
 
