@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -329,3 +330,13 @@ def test_a_pair_of_two_seeds_row_shows_the_spread_only():
     gru[1] = 1
     [row] = comparison.pairs_table({"gru": gru, "lstm": lstm}, [1, 2], MARGIN).to_dict("records")
     assert row["accuracy_difference_points"] == pytest.approx(25.0)  # 87.5% against 62.5%
+
+
+@pytest.mark.parametrize("seeds", [[42], [1, 2], [1, 2, 3]], ids=["1-seed", "2-seeds", "3-seeds"])
+def test_the_report_reads_word_for_word_as_reviewed(seeds):
+    # What a user reads, fixed: tests/data/report_<n>_seed(s).md was read and checked by hand.
+    # When the wording changes on purpose, read the new text, then write it there.
+    name = "report_1_seed.md" if len(seeds) == 1 else f"report_{len(seeds)}_seeds.md"
+    expected = (Path(__file__).parent / "data" / name).read_text()
+    _, _, markdown = report(seeds)
+    assert markdown.splitlines() == expected.splitlines()

@@ -207,3 +207,55 @@ def test_at_perfect_accuracy_one_reviews_worth_of_error_keeps_the_test_honest():
     close = significance.promotion(1.0, 1000, 0.998, 1000)
     assert close.p_value == pytest.approx(float(stats.norm.sf(0.002 / 0.0014128)), rel=1e-3)
     assert not close.promote
+
+
+def welch_power(difference, seed_sd, review_variance, seeds, alpha=0.05):
+    """Power of the two-sided Welch test, written out: each recipe's mean over ``seeds`` runs
+    has variance seed_sd**2 / seeds on seeds - 1 degrees of freedom; the review term has as
+    good as infinitely many."""
+    per_recipe = seed_sd**2 / seeds
+    variance = 2 * per_recipe + review_variance
+    df = variance**2 / (2 * per_recipe**2 / (seeds - 1))
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    shift = difference / np.sqrt(variance)
+    return stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift)
+
+
+@pytest.mark.parametrize(
+    ("difference", "seed_sd", "review_variance"),
+    [(0.01, 0.01, 0.0), (0.01, 0.01, 1e-6), (0.005, 0.004, 2e-6), (0.05, 0.01, 0.0)],
+)
+def test_seeds_needed_is_the_fewest_seeds_with_enough_power(difference, seed_sd, review_variance):
+    needed = significance.seeds_needed(difference, seed_sd, review_variance)
+    assert welch_power(difference, seed_sd, review_variance, needed) >= 0.8
+    if needed > 2:
+        assert welch_power(difference, seed_sd, review_variance, needed - 1) < 0.8
+
+
+def test_seeds_needed_stops_at_its_bound():
+    exactly = significance.seeds_needed(0.01, 0.01)
+    assert significance.seeds_needed(0.01, 0.01, most=exactly) == exactly
+    assert significance.seeds_needed(0.01, 0.01, most=exactly - 1) is None
+    assert significance.seeds_needed(0.2, 0.01) == 2  # Two seeds are the fewest.
+
+
+def test_a_difference_either_way_gets_the_same_p_value():
+    rng = np.random.default_rng(3)
+    better = (rng.random((4, 3000)) < 0.86).astype(np.int8)
+    worse = (rng.random((4, 3000)) < 0.84).astype(np.int8)
+    [ab] = significance.compare_recipes({"a": better, "b": worse}, 0.005)
+    [ba] = significance.compare_recipes({"b": worse, "a": better}, 0.005)
+    assert (ab.model_a, ab.model_b, ba.model_a, ba.model_b) == ("a", "b", "b", "a")
+    assert ab.p_value == pytest.approx(ba.p_value) and ab.p_value < 0.5
+    assert ab.difference.value == pytest.approx(-ba.difference.value)
+
+
+def test_two_networks_are_compared_on_the_reviews_only_one_gets_right():
+    a = np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 0], bool)
+    b = np.array([1, 0, 0, 0, 0, 0, 0, 1, 1, 0], bool)
+    [pair] = significance.compare_classifiers({"a": a.astype(np.int8), "b": b.astype(np.int8)})
+    assert (pair.model_a, pair.model_b) == ("a", "b")
+    assert (pair.only_a_right, pair.only_b_right, pair.reviews) == (5, 1, 10)
+    # McNemar's exact test: 1 of 6 discordant reviews, two-sided binomial at one half.
+    assert pair.p_value == pytest.approx(2 * (1 + 6) / 2**6)
+    assert pair.adjusted_p_value == pytest.approx(pair.p_value)  # One pair: nothing to adjust.
