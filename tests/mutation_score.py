@@ -27,7 +27,10 @@ def equivalent_mutants() -> set[str]:
 
 def main() -> int:
     results = subprocess.run(
-        ["mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True
+        [Path(sys.executable).with_name("mutmut"), "results", "--all", "true"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     equivalent = equivalent_mutants()
     killed, total, excluded = Counter(), Counter(), Counter()

@@ -96,3 +96,21 @@ def test_a_classifier_loaded_from_its_files_predicts_what_it_did_when_saved(
     pd.testing.assert_frame_equal(loaded.predict(reviews), review_classifier.predict(reviews))
     # Ready for its first request: the compiled call was traced while loading.
     assert "_compiled_call" in vars(loaded)
+
+
+def test_the_request_limit_lets_exactly_the_limit_through_and_says_how_to_split():
+    reviews = pd.DataFrame({"text": ["good", "bad", "fine"]})
+    assert classifier.check_reviews(reviews, max_reviews=3) == ["good", "bad", "fine"]
+    with pytest.raises(classifier.ReviewError) as raised:
+        classifier.check_reviews(reviews, max_reviews=2)
+    assert (
+        str(raised.value) == "3 reviews in one request; at most 2: split them into several requests"
+    )
+
+
+def test_an_input_that_is_not_a_table_is_refused_naming_what_is_expected():
+    with pytest.raises(classifier.ReviewError) as raised:
+        classifier.check_reviews(["A great film."])
+    assert (
+        str(raised.value) == "expected a table with a 'text' column of review texts, got columns []"
+    )
