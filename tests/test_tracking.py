@@ -72,9 +72,14 @@ def test_an_unusable_store_is_a_tracking_error_naming_it(monkeypatch, tmp_path):
     (tmp_path / "not-a-folder").write_text("a file where the store's folder should be")
     uri = f"sqlite:///{tmp_path / 'not-a-folder' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with pytest.raises(store.TrackingError, match="not-a-folder"), store.run("test"):
+    with pytest.raises(store.TrackingError) as raised, store.run("test"):
         pass
     mlflow.set_tracking_uri(None)
+    assert "not-a-folder" in str(raised.value)
+    # The user chose this store: the message says how to go back to the project's own.
+    assert str(raised.value).endswith(
+        "Unset MLFLOW_TRACKING_URI to use mlflow.db in the project root"
+    )
 
 
 class _Constant(mlflow.pyfunc.PythonModel):

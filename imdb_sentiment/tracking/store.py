@@ -252,12 +252,12 @@ def _store_problem(error: BaseException, doing: str, waited_seconds: float) -> S
         )
     uri = tracking_uri()
     hint = (
-        "unset MLFLOW_TRACKING_URI to use mlflow.db in the project root"
+        "Unset MLFLOW_TRACKING_URI to use mlflow.db in the project root"
         if os.environ.get("MLFLOW_TRACKING_URI") and uri != default_tracking_uri()
-        else "check that its folder is writable"
+        else "Check that its folder is writable"
     )
     return TrackingError(f"cannot use the MLflow tracking store {uri} ({doing}): "
-                         f"{_first_line(error)}. {hint.capitalize()}")  # fmt: skip
+                         f"{_first_line(error)}. {hint}")  # fmt: skip
 
 
 # How often a training run samples CPU, memory and disk (MLflow's system metrics), unless
