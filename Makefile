@@ -74,13 +74,13 @@ bench: setup
 	dvc repro prepare
 	python bench/benchmark.py
 
-CODE := stages imdb_sentiment fast_rnn tests bench
+CODE := stages imdb_sentiment fast_rnn prefork tests bench
 
 # Style, formatting, and types: mypy on the library and the kernels' Python (about 30 s).
 lint: $(VENV)/.installed
 	ruff check $(CODE)
 	ruff format --check $(CODE)
-	mypy imdb_sentiment fast_rnn
+	mypy imdb_sentiment fast_rnn prefork
 
 format: $(VENV)/.installed
 	ruff check --fix $(CODE)

@@ -175,7 +175,15 @@ def make_project(folder: Path) -> Path:
     committed and not yet run."""
     project = folder / "project"
     project.mkdir()
-    for name in ("stages", "imdb_sentiment", "fast_rnn", "dvc.yaml", ".gitignore", ".dvcignore"):
+    for name in (
+        "stages",
+        "imdb_sentiment",
+        "fast_rnn",
+        "prefork",
+        "dvc.yaml",
+        ".gitignore",
+        ".dvcignore",
+    ):
         source = PROJECT_ROOT / name
         if source.is_dir():
             shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))

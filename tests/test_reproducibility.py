@@ -1,15 +1,38 @@
-"""Reruns are exact: the same model and seed trained twice, in two processes, gives the same
-bytes; another seed gives another model (so that the first test can fail)."""
+"""Reruns are exact: the same model and seed trained twice gives the same bytes, whether each
+stage runs in a cold process or in a warm fork (prefork/), and whether the seed is trained alone
+or in one `dvc repro` beside other seeds; another seed gives another model (so that the tests
+can fail). The same bytes as an earlier commit's code, on the real data, is what
+`python bench/seeds.py --against <commit>` checks (results depend on the CPU, so no bytes are
+kept here to compare with)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_project, run, set_params
+from tests.conftest import environment, make_project, run, set_params
 
 pytestmark = pytest.mark.e2e
+
+OUTPUTS = [
+    "reports/train/gru/seed-{seed}/history.csv",
+    "reports/train/gru/seed-{seed}/metrics.json",
+    "reports/evaluate/gru/seed-{seed}/metrics.json",
+    "reports/evaluate/gru/seed-{seed}/predictions.csv",
+]
+# A stage run in a warm fork leaves the process DVC started small: it never loads TensorFlow.
+WARM_CALLER_MB = 200
+
+
+@pytest.fixture(scope="module")
+def servers() -> dict[str, str]:
+    """The variables that give this module's stages warm interpreters of their own."""
+    return {"TMPDIR": tempfile.mkdtemp(prefix="rp", dir="/tmp")}
 
 
 @pytest.fixture(scope="module")
@@ -21,32 +44,66 @@ def project(tmp_path_factory) -> Path:
     return project
 
 
-def train_and_evaluate(project: Path, seed: int) -> dict[str, bytes]:
-    """Runs gru's training and evaluation stages, each in a process of its own; returns what
-    they wrote that a rerun must reproduce."""
-    run(["python", "-m", "stages.train", "gru", str(seed)], project)
-    run(["python", "-m", "stages.evaluate", "gru", str(seed)], project)
-    outputs = [
-        f"reports/train/gru/seed-{seed}/history.csv",
-        f"reports/train/gru/seed-{seed}/metrics.json",
-        f"reports/evaluate/gru/seed-{seed}/metrics.json",
-        f"reports/evaluate/gru/seed-{seed}/predictions.csv",
-    ]
-    return {output: (project / output).read_bytes() for output in outputs}
+def run_stage(project: Path, stage: str, seed: int, env: dict[str, str]) -> float:
+    """Runs one stage of gru as DVC does; returns the peak memory of the process it started."""
+    process = subprocess.Popen(
+        ["python", "-m", f"stages.{stage}", "gru", str(seed)],
+        cwd=project,
+        env=environment(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, output[-4000:]
+    return usage.ru_maxrss / 1024
 
 
-def test_a_rerun_in_another_process_writes_the_same_bytes(project):
-    first = train_and_evaluate(project, 42)
-    second = train_and_evaluate(project, 42)
-    for output, content in first.items():
-        assert second[output] == content, f"{output} differs between two runs"
+def train_and_evaluate(project: Path, seed: int, env: dict[str, str]) -> dict[str, bytes]:
+    """Runs gru's training and evaluation stages; returns what they wrote that a rerun must
+    reproduce. Each stage must have run the way ``env`` asks: warm, or cold (PREFORK=0)."""
+    for stage in ("train", "evaluate"):
+        peak_mb = run_stage(project, stage, seed, env)
+        if env.get("PREFORK") == "0":
+            assert peak_mb > WARM_CALLER_MB, f"{stage} ran in {peak_mb:.0f} MB: not cold"
+        else:
+            assert peak_mb < WARM_CALLER_MB, f"{stage} ran in {peak_mb:.0f} MB: not warm"
+    return {output: (project / output.format(seed=seed)).read_bytes() for output in OUTPUTS}
 
 
-def test_another_seed_trains_another_model(project):
+def wait_for_a_server(servers: dict[str, str]) -> None:
+    deadline = time.monotonic() + 120
+    while not list(Path(servers["TMPDIR"]).glob("*/*.sock")):
+        assert time.monotonic() < deadline, "no warm interpreter started"
+        time.sleep(0.5)
+
+
+def test_a_cold_rerun_and_a_warm_rerun_write_the_same_bytes(project, servers):
+    cold = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
+    # A cold stage starts no server: this one does, and runs cold itself.
+    run(["python", "-m", "stages.evaluate", "gru", "42"], project, env=servers)
+    wait_for_a_server(servers)
+    cold_again = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
+    warm = train_and_evaluate(project, 42, servers)
+    for output, content in cold.items():
+        assert cold_again[output] == content, f"{output} differs between two cold runs"
+        assert warm[output] == content, f"{output} differs between a cold run and a warm one"
+
+
+def test_a_seed_beside_other_seeds_writes_what_it_writes_alone(project, servers):
+    alone = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
+    stages = ["train@gru-42", "train@gru-7", "evaluate@gru-42", "evaluate@gru-7"]
+    run(["dvc", "repro", "--force", "--single-item", *stages], project, env=servers)
+    for output, content in alone.items():
+        beside = (project / output.format(seed=42)).read_bytes()
+        assert beside == content, f"{output} differs when seed 7 is trained in the same run"
+
+
+def test_another_seed_trains_another_model(project, servers):
     histories = {}
     for seed in (42, 7):
         history = project / f"reports/train/gru/seed-{seed}/history.csv"
-        if not history.exists():  # Seed 42 ran in the test above, unless it ran alone.
-            train_and_evaluate(project, seed)
+        if not history.exists():  # The tests above ran these, unless this one runs alone.
+            train_and_evaluate(project, seed, {**servers, "PREFORK": "0"})
         histories[seed] = history.read_bytes()
     assert histories[42] != histories[7]

@@ -1,0 +1,204 @@
+"""prefork runs a ``python -m`` command in a warm fork as if it ran on its own: the caller's
+arguments, working directory, environment, streams and exit status, its signals passed on, its
+code read afresh, and a plain cold run where no server answers or PREFORK=0."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+COMMAND = """
+import json, os, sys, time
+import prefork
+if sys.argv[1:2] == ["sleep"]:
+    print("sleeping", flush=True)
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        raise SystemExit(130)
+if sys.argv[1:2] == ["fail"]:
+    raise RuntimeError("the command failed")
+print(json.dumps({
+    "warm": prefork._in_fork,
+    "pid": os.getpid(),
+    "argv": sys.argv[1:],
+    "cwd": os.getcwd(),
+    "variable": os.environ.get("PREFORK_TEST_VARIABLE"),
+    "version": VERSION,
+    "started": prefork.process_start(),
+    "fork_started": prefork._process_start(),
+}))
+sys.exit(int(os.environ.get("PREFORK_TEST_EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def command(tmp_path):
+    """``run(*args)``: ``python -m commands.show *args`` in a folder of its own, with a server
+    folder of its own (a short path: a Unix socket's is limited)."""
+    package = tmp_path / "commands"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import os, time, prefork\n"
+        "def wait():\n"
+        "    time.sleep(float(os.environ.get('PREFORK_TEST_DELAY', '0')))\n"
+        "prefork.delegate(('json', 'decimal'), idle_seconds=20, prepare=wait)\n"
+    )
+    write_version(package, 1)
+    sockets = Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(tmp_path)]),
+        "TMPDIR": str(sockets),
+    }
+    environment.pop("PREFORK", None)
+
+    def run(*args, check=True, **variables):
+        result = subprocess.run(
+            [sys.executable, "-m", "commands.show", *args],
+            cwd=tmp_path,
+            env={**environment, **variables},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check:
+            assert result.returncode == int(variables.get("PREFORK_TEST_EXIT", 0)), result.stderr
+        return result
+
+    run.package, run.sockets, run.environment, run.cwd = package, sockets, environment, tmp_path
+    yield run
+    for server_socket in sockets.glob("*/*.sock"):
+        # Ends the server: it exits when idle, but not before the next test starts.
+        subprocess.run(["pkill", "-f", str(server_socket)], check=False)
+
+
+def write_version(package: Path, version: int) -> None:
+    (package / "show.py").write_text(f"VERSION = {version}\n" + textwrap.dedent(COMMAND))
+
+
+def wait_for_server(sockets: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not list(sockets.glob("*/*.sock")):
+        assert time.monotonic() < deadline, "no server started"
+        time.sleep(0.1)
+
+
+def shown(result) -> dict:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_first_command_runs_cold_and_starts_a_server_that_runs_the_next(command):
+    first = shown(command("a"))
+    assert first["warm"] is False
+    wait_for_server(command.sockets)
+    second = command("b", "c d", PREFORK_TEST_VARIABLE="x")
+    assert shown(second) == {
+        **shown(second),
+        "warm": True,
+        "argv": ["b", "c d"],
+        "cwd": str(command.cwd),
+        "variable": "x",
+    }
+
+
+def test_a_warm_command_gives_its_exit_status_and_its_errors(command):
+    command()
+    wait_for_server(command.sockets)
+    assert shown(command(PREFORK_TEST_EXIT="3"))["warm"] is True
+    failed = command("fail", check=False)
+    assert failed.returncode == 1
+    assert "RuntimeError: the command failed" in failed.stderr
+
+
+def test_a_warm_command_runs_the_code_as_it_is_now(command):
+    command()
+    wait_for_server(command.sockets)
+    write_version(command.package, 2)
+    now = shown(command())
+    assert (now["warm"], now["version"]) == (True, 2)
+
+
+def test_a_warm_command_started_when_its_caller_did(command):
+    command()
+    wait_for_server(command.sockets)
+    before = time.time()
+    # The caller waits a second before it hands the command over.
+    warm = shown(command(PREFORK_TEST_DELAY="1"))
+    assert warm["warm"] is True
+    # The caller's start (to a clock tick), not the fork's.
+    assert before - 0.05 <= warm["started"] <= warm["fork_started"] - 0.9
+
+
+def test_interrupting_the_caller_interrupts_the_warm_command(command):
+    command()
+    wait_for_server(command.sockets)
+    caller = subprocess.Popen(
+        [sys.executable, "-m", "commands.show", "sleep"],
+        cwd=command.cwd,
+        env=command.environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert caller.stdout.readline().strip() == "sleeping"
+    caller.send_signal(signal.SIGINT)
+    assert caller.wait(timeout=30) == 130
+    assert caller.stdout.read().strip() == "interrupted"
+
+
+def test_killing_the_caller_ends_the_warm_command(command):
+    command()
+    wait_for_server(command.sockets)
+    caller = subprocess.Popen(
+        [sys.executable, "-m", "commands.show", "sleep"],
+        cwd=command.cwd,
+        env=command.environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert caller.stdout.readline().strip() == "sleeping"
+    assert len(serving(command.sockets)) == 2
+    caller.kill()
+    caller.wait()
+    # The server and its forks share the server's command line, which names the socket.
+    deadline = time.monotonic() + 10
+    while len(serving(command.sockets)) > 1:
+        assert time.monotonic() < deadline, "the warm command outlived its caller"
+        time.sleep(0.1)
+
+
+def serving(sockets: Path) -> list[str]:
+    """The server's process and its forks'."""
+    found = subprocess.run(["pgrep", "-f", str(sockets)], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_with_prefork_off_every_command_runs_cold(command):
+    for _ in range(2):
+        assert shown(command(PREFORK="0"))["warm"] is False
+    assert not list(command.sockets.glob("*/*.sock"))
+
+
+def test_prefork_imports_only_the_standard_library_and_itself():
+    import ast
+
+    for source in (PROJECT_ROOT / "prefork").glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                names.add(node.module.split(".")[0])
+        foreign = names - {"prefork"} - set(sys.stdlib_module_names)
+        assert not foreign, f"prefork/{source.name} imports {sorted(foreign)}"
+        assert "imdb" not in source.read_text().lower()
