@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -88,6 +89,11 @@ def _run_command(connection: socket.socket, request: dict, descriptors: list[int
 def serve(path: Path, idle_seconds: float, preload: list[str]) -> None:
     for name in preload:
         importlib.import_module(name)
+    # What the imports made lives as long as the server: frozen, the forks' garbage collections
+    # skip it (TensorFlow's half a million objects: 0.6 s less of collections in a training
+    # stage here), and do not write to pages the forks share with the server.
+    gc.collect()
+    gc.freeze()
     # Forks report their status over their connection: none is waited for.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     server_pid = os.getpid()
