@@ -254,12 +254,16 @@ def timed(command: list[str]) -> tuple[float, float]:
 
 def overhead_table() -> None:
     """`dvc repro` with nothing to do, and each stage's wall time, peak memory and, for
-    training, the time from process start to the end of the first training step.
+    training, the time from process start to the end of the first training step, each stage
+    run cold (``PREFORK=0``).
 
     Runs before anything here loads TensorFlow: Linux carries a parent's peak RSS into the
     children it forks, so it would read as every stage's own."""
     env_bin = Path(sys.executable).parent
     os.environ["PATH"] = f"{env_bin}{os.pathsep}{os.environ['PATH']}"
+    # Each stage in a cold process of its own: in a warm fork (prefork/) its memory would be
+    # another process's, and its start-up would not be timed (bench/seeds.py times both ways).
+    os.environ["PREFORK"] = "0"
     seconds, _ = timed(["dvc", "repro"])
     _print(f"\n`dvc repro` with nothing changed: {seconds:.2f} s")
     _print(f"{'stage':20s} {'wall s':>7s} {'peak RSS MB':>12s} {'start to first step s':>22s}")

@@ -41,7 +41,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 # Environment variables that the preloaded libraries may read once, when they are imported.
-IMPORT_TIME_VARIABLES = ("TF_", "OMP_", "KMP_", "MKL_", "CUDA_", "KERAS_", "PYTHON", "LD_")
+# (and the locale, which the interpreter sets up from them at start).
+IMPORT_TIME_VARIABLES = (
+    "TF_",
+    "OMP_",
+    "KMP_",
+    "MKL_",
+    "CUDA_",
+    "KERAS_",
+    "PYTHON",
+    "LD_",
+    "LC_",
+    "LANG",
+)
 # Set in a fork that runs a command: its own imports must not delegate again, and the
 # command started when the process that handed it over did.
 _in_fork = False

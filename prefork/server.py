@@ -8,6 +8,7 @@ import atexit
 import contextlib
 import gc
 import importlib
+import io
 import json
 import os
 import runpy
@@ -43,6 +44,10 @@ def _run_command(connection: socket.socket, request: dict, descriptors: list[int
     for target, descriptor in enumerate(descriptors):
         os.dup2(descriptor, target)
         os.close(descriptor)
+    # Line-buffered on a terminal, as the command's own interpreter would have chosen; the
+    # server's streams were not terminals.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=os.isatty(1))
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["environ"])

@@ -20,12 +20,15 @@ COMMAND = """
 import json, os, sys, time
 import prefork
 if sys.argv[1:2] == ["sleep"]:
-    print("sleeping", flush=True)
     try:
+        print("sleeping", flush=True)
         time.sleep(60)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         raise SystemExit(130)
+if sys.argv[1:2] == ["buffering"]:
+    print(json.dumps({"warm": prefork._in_fork, "line_buffering": sys.stdout.line_buffering}))
+    sys.exit(0)
 if sys.argv[1:2] == ["fail"]:
     raise RuntimeError("the command failed")
 print(json.dumps({
@@ -138,6 +141,24 @@ def test_a_warm_command_started_when_its_caller_did(command):
     assert warm["warm"] is True
     # The caller's start (to a clock tick), not the fork's.
     assert before - 0.05 <= warm["started"] <= warm["fork_started"] - 0.9
+
+
+def test_a_warm_command_writes_line_by_line_to_a_terminal(command):
+    command()
+    wait_for_server(command.sockets)
+    controller, terminal = os.openpty()
+    subprocess.run(
+        [sys.executable, "-m", "commands.show", "buffering"],
+        cwd=command.cwd,
+        env=command.environment,
+        stdout=terminal,
+        timeout=60,
+        check=True,
+    )
+    os.close(terminal)
+    written = os.read(controller, 4096).decode()
+    os.close(controller)
+    assert json.loads(written) == {"warm": True, "line_buffering": True}
 
 
 def test_interrupting_the_caller_interrupts_the_warm_command(command):
