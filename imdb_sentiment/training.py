@@ -70,18 +70,16 @@ def _stop_on_non_finite_loss():
 def _first_step_timer():
     """A callback that notes, in ``seconds``, how long the process took from its start to the
     end of its first training step: imports, data loading, model building and graph tracing,
-    the wait a user sees before training runs. In a warm interpreter's fork (``prefork``), the
-    process start is that of the command DVC started."""
+    the wait a user sees before training runs."""
     import keras
-
-    import prefork
+    import psutil
 
     class FirstStepTimer(keras.callbacks.Callback):
         seconds = None
 
         def on_train_batch_end(self, batch, logs=None):
             if self.seconds is None:
-                self.seconds = time.time() - prefork.process_start()
+                self.seconds = time.time() - psutil.Process().create_time()
 
     return FirstStepTimer()
 

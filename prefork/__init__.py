@@ -54,10 +54,8 @@ IMPORT_TIME_VARIABLES = (
     "LC_",
     "LANG",
 )
-# Set in a fork that runs a command: its own imports must not delegate again, and the
-# command started when the process that handed it over did.
+# Set in a fork that runs a command: its own imports must not delegate again.
 _in_fork = False
-_command_started: float | None = None
 
 
 def socket_path(preload: tuple[str, ...]) -> Path:
@@ -111,7 +109,6 @@ def delegate(
         "cwd": os.getcwd(),
         "environ": dict(os.environ),
         "path": sys.path,
-        "started": _process_start(),
     }
     payload = json.dumps(request).encode()
     relay = _SignalRelay()
@@ -141,24 +138,6 @@ def _start_server(path: Path, preload: tuple[str, ...], idle_seconds: int) -> No
             env=environment,
             start_new_session=True,
         )
-
-
-def _process_start() -> float:
-    """When this process started, in seconds since the epoch (Linux; else now)."""
-    import time
-
-    try:
-        ticks = int(Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return time.time()
-
-
-def process_start() -> float:
-    """When the command started, in seconds since the epoch: in a fork, when the process that
-    handed it over started, which is the start the person running it saw."""
-    return _command_started if _command_started is not None else _process_start()
 
 
 class _SignalRelay:

@@ -38,8 +38,6 @@ print(json.dumps({
     "cwd": os.getcwd(),
     "variable": os.environ.get("PREFORK_TEST_VARIABLE"),
     "version": VERSION,
-    "started": prefork.process_start(),
-    "fork_started": prefork._process_start(),
 }))
 sys.exit(int(os.environ.get("PREFORK_TEST_EXIT", "0")))
 """
@@ -52,10 +50,7 @@ def command(tmp_path):
     package = tmp_path / "commands"
     package.mkdir()
     (package / "__init__.py").write_text(
-        "import os, time, prefork\n"
-        "def wait():\n"
-        "    time.sleep(float(os.environ.get('PREFORK_TEST_DELAY', '0')))\n"
-        "prefork.delegate(('json', 'decimal'), idle_seconds=20, prepare=wait)\n"
+        "import prefork\nprefork.delegate(('json', 'decimal'), idle_seconds=20)\n"
     )
     write_version(package, 1)
     sockets = Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))
@@ -130,17 +125,6 @@ def test_a_warm_command_runs_the_code_as_it_is_now(command):
     write_version(command.package, 2)
     now = shown(command())
     assert (now["warm"], now["version"]) == (True, 2)
-
-
-def test_a_warm_command_started_when_its_caller_did(command):
-    command()
-    wait_for_server(command.sockets)
-    before = time.time()
-    # The caller waits a second before it hands the command over.
-    warm = shown(command(PREFORK_TEST_DELAY="1"))
-    assert warm["warm"] is True
-    # The caller's start (to a clock tick), not the fork's.
-    assert before - 0.05 <= warm["started"] <= warm["fork_started"] - 0.9
 
 
 def test_a_warm_command_writes_line_by_line_to_a_terminal(command):
