@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -160,6 +161,33 @@ def run(
         f"{' '.join(command)} exit {result.returncode}:\n{output[-6000:]}"
     )
     return output
+
+
+# Runs a command and writes the peak memory of its process tree, in KB, to a file. A fresh
+# interpreter in between: a child forked straight from a test process that has loaded
+# TensorFlow would report that process's memory as its own (Linux carries it across the fork).
+_PEAK_MEMORY = (
+    "import pathlib, resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "pathlib.Path(sys.argv[1]).write_text(str(peak))\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_with_peak_memory(command: list[str], cwd: Path, env: dict) -> tuple[int, str, float]:
+    """Runs ``command``; returns its exit code, its output and the peak memory, in MB, of the
+    process it started (and of that process's children)."""
+    with tempfile.NamedTemporaryFile() as peak:
+        result = subprocess.run(
+            [sys.executable, "-c", _PEAK_MEMORY, peak.name, *command],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        return result.returncode, result.stdout, int(Path(peak.name).read_text()) / 1024
 
 
 def set_params(project: Path, changes: dict) -> None:

@@ -7,15 +7,13 @@ kept here to compare with)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import environment, make_project, run, set_params
+from tests.conftest import environment, make_project, run, run_with_peak_memory, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -46,17 +44,11 @@ def project(tmp_path_factory) -> Path:
 
 def run_stage(project: Path, stage: str, seed: int, env: dict[str, str]) -> float:
     """Runs one stage of gru as DVC does; returns the peak memory of the process it started."""
-    process = subprocess.Popen(
-        ["python", "-m", f"stages.{stage}", "gru", str(seed)],
-        cwd=project,
-        env=environment(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    code, output, peak_mb = run_with_peak_memory(
+        ["python", "-m", f"stages.{stage}", "gru", str(seed)], project, environment(**env)
     )
-    output = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, output[-4000:]
-    return usage.ru_maxrss / 1024
+    assert code == 0, output[-4000:]
+    return peak_mb
 
 
 def train_and_evaluate(project: Path, seed: int, env: dict[str, str]) -> dict[str, bytes]:
