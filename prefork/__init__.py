@@ -109,6 +109,13 @@ def delegate(
         "cwd": os.getcwd(),
         "environ": dict(os.environ),
         "path": sys.path,
+        # What the command's own interpreter would have kept ignoring (a background job of a
+        # shell ignores SIGINT, nohup SIGHUP).
+        "ignored": [
+            int(signum)
+            for signum in _SignalRelay.SIGNALS
+            if signal.getsignal(signum) == signal.SIG_IGN
+        ],
     }
     payload = json.dumps(request).encode()
     relay = _SignalRelay()
@@ -150,7 +157,11 @@ class _SignalRelay:
     def __init__(self) -> None:
         self.fork: int | None = None
         self.pending: list[int] = []
-        self.previous = {signum: signal.signal(signum, self.forward) for signum in self.SIGNALS}
+        self.previous = {
+            signum: signal.signal(signum, self.forward)
+            for signum in self.SIGNALS
+            if signal.getsignal(signum) != signal.SIG_IGN
+        }
 
     def forward(self, signum, frame=None) -> None:
         if self.fork is None:

@@ -40,7 +40,16 @@ def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
 
 def _run_command(connection: socket.socket, request: dict, descriptors: list[int]) -> None:
     """In the fork: becomes the command, runs it, reports its status at exit. Never returns."""
+    # The signals as the command's own interpreter would have set them up: ignored where its
+    # caller ignored them, else Ctrl-C raising KeyboardInterrupt and the others ending it.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signum in request["ignored"]:
+            signal.signal(signum, signal.SIG_IGN)
+        elif signum == signal.SIGINT:
+            signal.signal(signum, signal.default_int_handler)
+        else:
+            signal.signal(signum, signal.SIG_DFL)
     for target, descriptor in enumerate(descriptors):
         os.dup2(descriptor, target)
         os.close(descriptor)

@@ -145,33 +145,45 @@ def test_a_warm_command_writes_line_by_line_to_a_terminal(command):
     assert json.loads(written) == {"warm": True, "line_buffering": True}
 
 
-def test_interrupting_the_caller_interrupts_the_warm_command(command):
-    command()
-    wait_for_server(command.sockets)
+def sleeper(command, sigint) -> subprocess.Popen:
+    """A caller whose warm command sleeps, started with SIGINT as given (a test may run where
+    it is ignored: in a shell's background job)."""
     caller = subprocess.Popen(
         [sys.executable, "-m", "commands.show", "sleep"],
         cwd=command.cwd,
         env=command.environment,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
     assert caller.stdout.readline().strip() == "sleeping"
+    return caller
+
+
+def test_interrupting_the_caller_interrupts_the_warm_command(command):
+    command()
+    wait_for_server(command.sockets)
+    caller = sleeper(command, signal.SIG_DFL)
     caller.send_signal(signal.SIGINT)
     assert caller.wait(timeout=30) == 130
     assert caller.stdout.read().strip() == "interrupted"
 
 
+def test_a_signal_the_caller_ignores_the_warm_command_ignores(command):
+    command()
+    wait_for_server(command.sockets)
+    caller = sleeper(command, signal.SIG_IGN)
+    caller.send_signal(signal.SIGINT)
+    with pytest.raises(subprocess.TimeoutExpired):
+        caller.wait(timeout=2)
+    caller.send_signal(signal.SIGTERM)
+    assert caller.wait(timeout=30) != 0
+
+
 def test_killing_the_caller_ends_the_warm_command(command):
     command()
     wait_for_server(command.sockets)
-    caller = subprocess.Popen(
-        [sys.executable, "-m", "commands.show", "sleep"],
-        cwd=command.cwd,
-        env=command.environment,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert caller.stdout.readline().strip() == "sleeping"
+    caller = sleeper(command, signal.SIG_DFL)
     assert len(serving(command.sockets)) == 2
     caller.kill()
     caller.wait()
