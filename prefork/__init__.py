@@ -14,13 +14,15 @@ starts in the background for the next command.
 
 The server (``server.py``) forks once per command; the fork takes the command's working
 directory, environment, ``sys.path``, arguments and standard streams, runs the module as
-``__main__`` and reports its exit status. This process stays the command's parent: it passes
-SIGINT, SIGTERM and SIGHUP on, and the fork ends if this process dies. Only the preloaded
+``__main__`` and reports its exit status. This process stays the one its own caller waits
+for: it passes SIGINT, SIGTERM and SIGHUP on (the fork ignores those this process ignored, as
+the command's own interpreter would), exits with the fork's status, and the fork ends if this
+process dies. Only the preloaded
 libraries are shared, never the command's own code, which each fork imports afresh, so an edit
 is seen by the next command. A server serves one interpreter, one list of libraries at their
-installed versions and one set of the environment variables that they read at import
-(:data:`IMPORT_TIME_VARIABLES`); anything else gets a server of its own. It exits after
-``idle_seconds`` without a command.
+installed versions, one copy of this package and one set of the environment variables that
+they read at import (:data:`IMPORT_TIME_VARIABLES`); anything else gets a server of its own.
+It exits after ``idle_seconds`` without a command.
 
 ``PREFORK=0`` turns it off. This package imports nothing but the standard library.
 """
@@ -40,8 +42,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-# Environment variables that the preloaded libraries may read once, when they are imported.
-# (and the locale, which the interpreter sets up from them at start).
+# Environment variables that the preloaded libraries may read once, when they are imported,
+# and the locale's, which the interpreter reads when it starts.
 IMPORT_TIME_VARIABLES = (
     "TF_",
     "OMP_",
@@ -70,7 +72,13 @@ def socket_path(preload: tuple[str, ...]) -> Path:
         for name, value in sorted(os.environ.items())
         if name.startswith(IMPORT_TIME_VARIABLES)
     }
-    key = json.dumps([sys.executable, sys.version, installed, environment], sort_keys=True)
+    # This package's own files too: a server runs the fork side of the version that started it.
+    package = Path(__file__).parent
+    this_package = [[str(path), path.stat().st_mtime] for path in package.glob("*.py")]
+    key = json.dumps(
+        [sys.executable, sys.version, installed, environment, sorted(this_package)],
+        sort_keys=True,
+    )
     folder = Path(tempfile.gettempdir()) / f"prefork-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.sock"
