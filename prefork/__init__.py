@@ -20,7 +20,7 @@ the command's own interpreter would), exits with the fork's status, and the fork
 process dies. Only the preloaded
 libraries are shared, never the command's own code, which each fork imports afresh, so an edit
 is seen by the next command. A server serves one interpreter, one list of libraries at their
-installed versions, one copy of this package and one set of the environment variables that
+installed versions, one version of this package and one set of the environment variables that
 they read at import (:data:`IMPORT_TIME_VARIABLES`); anything else gets a server of its own.
 It exits after ``idle_seconds`` without a command.
 
@@ -72,11 +72,13 @@ def socket_path(preload: tuple[str, ...]) -> Path:
         for name, value in sorted(os.environ.items())
         if name.startswith(IMPORT_TIME_VARIABLES)
     }
-    # This package's own files too: a server runs the fork side of the version that started it.
-    package = Path(__file__).parent
-    this_package = [[str(path), path.stat().st_mtime] for path in package.glob("*.py")]
+    # This package's own code too, by content (a DVC experiment's copy of the project shares
+    # the server): a server runs the fork side of the version that started it.
+    this_package = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        this_package.update(path.read_bytes())
     key = json.dumps(
-        [sys.executable, sys.version, installed, environment, sorted(this_package)],
+        [sys.executable, sys.version, installed, environment, this_package.hexdigest()],
         sort_keys=True,
     )
     folder = Path(tempfile.gettempdir()) / f"prefork-{os.getuid()}"
