@@ -4,6 +4,7 @@ code read afresh, and a plain cold run where no server answers or PREFORK=0."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,3 +220,15 @@ def test_prefork_imports_only_the_standard_library_and_itself():
         foreign = names - {"prefork"} - set(sys.stdlib_module_names)
         assert not foreign, f"prefork/{source.name} imports {sorted(foreign)}"
         assert "imdb" not in source.read_text().lower()
+
+
+def test_another_version_of_prefork_gets_a_server_of_its_own(command):
+    command()
+    wait_for_server(command.sockets)
+    other = command.cwd / "other_version"
+    shutil.copytree(PROJECT_ROOT / "prefork", other / "prefork")
+    with (other / "prefork" / "__init__.py").open("a") as source:
+        source.write("# another version\n")
+    other_path = os.pathsep.join([str(other), str(command.cwd)])
+    assert shown(command(PYTHONPATH=other_path))["warm"] is False
+    assert shown(command())["warm"] is True
