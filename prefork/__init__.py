@@ -56,6 +56,8 @@ IMPORT_TIME_VARIABLES = (
     "LC_",
     "LANG",
 )
+# A request is this many bytes of its length, big-endian, then that many of JSON.
+HEADER_BYTES = 8
 # Set in a fork that runs a command: its own imports must not delegate again.
 _in_fork = False
 
@@ -130,7 +132,8 @@ def delegate(
     payload = json.dumps(request).encode()
     relay = _SignalRelay()
     try:
-        socket.send_fds(connection, [len(payload).to_bytes(8, "big") + payload], [0, 1, 2])
+        message = len(payload).to_bytes(HEADER_BYTES, "big") + payload
+        socket.send_fds(connection, [message], [0, 1, 2])
     except OSError:
         relay.restore()
         connection.close()

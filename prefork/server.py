@@ -21,21 +21,19 @@ from pathlib import Path
 
 import prefork
 
-_HEADER_BYTES = 8
-
 
 def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
     """One command's request and its three standard streams."""
     data, descriptors, _, _ = socket.recv_fds(connection, 1 << 16, 3)
-    while len(data) < _HEADER_BYTES:
+    while len(data) < prefork.HEADER_BYTES:
         data += connection.recv(1 << 16)
-    size = int.from_bytes(data[:_HEADER_BYTES], "big")
-    while len(data) < _HEADER_BYTES + size:
+    size = int.from_bytes(data[: prefork.HEADER_BYTES], "big")
+    while len(data) < prefork.HEADER_BYTES + size:
         chunk = connection.recv(1 << 20)
         if not chunk:
             raise ConnectionError("the request was cut short")
         data += chunk
-    return json.loads(data[_HEADER_BYTES : _HEADER_BYTES + size]), descriptors
+    return json.loads(data[prefork.HEADER_BYTES : prefork.HEADER_BYTES + size]), descriptors
 
 
 def _run_command(connection: socket.socket, request: dict, descriptors: list[int]) -> None:
