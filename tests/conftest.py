@@ -190,6 +190,19 @@ def run_with_peak_memory(command: list[str], cwd: Path, env: dict) -> tuple[int,
         return result.returncode, result.stdout, int(Path(peak.name).read_text()) / 1024
 
 
+# A stage run in a warm fork (prefork/) leaves the process DVC started far under this: it never
+# loads TensorFlow; a cold one that does is far over it.
+WARM_CALLER_MB = 200
+
+
+def wait_for_warm_interpreter(folder: str) -> None:
+    """Waits until a warm interpreter listens in the server folder ``folder`` (a TMPDIR)."""
+    deadline = time.monotonic() + 120
+    while not list(Path(folder).glob("*/*.sock")):
+        assert time.monotonic() < deadline, "no warm interpreter started"
+        time.sleep(0.5)
+
+
 def set_params(project: Path, changes: dict) -> None:
     params_file = project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())

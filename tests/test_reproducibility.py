@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import environment, make_project, run, run_with_peak_memory, set_params
+from tests.conftest import (
+    WARM_CALLER_MB,
+    environment,
+    make_project,
+    run,
+    run_with_peak_memory,
+    set_params,
+    wait_for_warm_interpreter,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +31,6 @@ OUTPUTS = [
     "reports/evaluate/gru/seed-{seed}/metrics.json",
     "reports/evaluate/gru/seed-{seed}/predictions.csv",
 ]
-# A stage run in a warm fork leaves the process DVC started small: it never loads TensorFlow.
-WARM_CALLER_MB = 200
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +72,11 @@ def train_and_evaluate(project: Path, seed: int, env: dict[str, str]) -> dict[st
     return {output: (project / output.format(seed=seed)).read_bytes() for output in OUTPUTS}
 
 
-def wait_for_a_server(servers: dict[str, str]) -> None:
-    deadline = time.monotonic() + 120
-    while not list(Path(servers["TMPDIR"]).glob("*/*.sock")):
-        assert time.monotonic() < deadline, "no warm interpreter started"
-        time.sleep(0.5)
-
-
 def test_a_cold_rerun_and_a_warm_rerun_write_the_same_bytes(project, servers):
     cold = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
     # A cold stage starts no server: this one does, and runs cold itself.
     run(["python", "-m", "stages.evaluate", "gru", "42"], project, env=servers)
-    wait_for_a_server(servers)
+    wait_for_warm_interpreter(servers["TMPDIR"])
     cold_again = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
     warm = train_and_evaluate(project, 42, servers)
     for output, content in cold.items():

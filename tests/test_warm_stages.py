@@ -4,16 +4,16 @@ the peak memory of the process started: a warm one never loads TensorFlow."""
 
 import subprocess
 import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import environment, run_with_peak_memory
+from tests.conftest import (
+    WARM_CALLER_MB,
+    environment,
+    run_with_peak_memory,
+    wait_for_warm_interpreter,
+)
 from tests.imports import PROJECT_ROOT
-
-# The caller of a warm stage stays far under this; a cold one that loaded TensorFlow far over.
-WARM_CALLER_MB = 200
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,7 @@ def failing_stage(base: dict[str, str], **variables: str) -> float:
 def server(servers) -> dict[str, str]:
     """A warm interpreter for this module's stages, started by a first (cold) stage."""
     assert failing_stage(servers) > WARM_CALLER_MB
-    deadline = time.monotonic() + 120
-    while not list(Path(servers["TMPDIR"]).glob("*/*.sock")):
-        assert time.monotonic() < deadline, "no warm interpreter started"
-        time.sleep(0.5)
+    wait_for_warm_interpreter(servers["TMPDIR"])
     return servers
 
 
