@@ -1,4 +1,5 @@
-"""Compiles the C++ recurrent kernels (``recurrent_sequences.cc``) and finds the compiled library.
+"""Compiles the C++ kernels (``recurrent_sequences.cc``, ``sparse_adam.cc``) into one library and
+finds it.
 
 The library is compiled against the TensorFlow headers of the installed wheel, with the
 machine's C++ compiler (``$CXX``, else ``g++``), in about 20 s, and kept in the user's cache
@@ -30,8 +31,10 @@ from filelock import FileLock
 
 _CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 BUILD_DIR = _CACHE_HOME / "fast-rnn" / "kernels"
-SOURCE = Path(__file__).with_name("recurrent_sequences.cc")
-LIBRARY_NAME = "recurrent_sequences.so"
+SOURCES = tuple(
+    Path(__file__).with_name(name) for name in ("recurrent_sequences.cc", "sparse_adam.cc")
+)
+LIBRARY_NAME = "kernels.so"
 # What a user of the layers can do without the kernels: Keras' own layer computes the same.
 WITHOUT_KERNELS = "or use Keras' own recurrent layers (the same function, slower)"
 
@@ -50,7 +53,7 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _compile_command(compiler: str, source: Path, output: Path) -> list[str]:
+def _compile_command(compiler: str, sources: tuple[Path, ...], output: Path) -> list[str]:
     import tensorflow as tf
 
     return [
@@ -62,7 +65,7 @@ def _compile_command(compiler: str, source: Path, output: Path) -> list[str]:
         # TensorFlow's headers warn about their own deprecations by the hundred.
         "-w",
         *tf.sysconfig.get_compile_flags(),
-        str(source),
+        *map(str, sources),
         "-o",
         str(output),
         *tf.sysconfig.get_link_flags(),
@@ -79,10 +82,10 @@ def _build_key(compiler: str) -> str:
 
     key = hashlib.sha256()
     for part in (
-        SOURCE.read_bytes(),
+        *(source.read_bytes() for source in SOURCES),
         tf.__version__.encode(),
         # The flags, not where this copy of the source is: every copy shares one build.
-        " ".join(_compile_command(compiler, Path("source.cc"), Path("out.so"))).encode(),
+        " ".join(_compile_command(compiler, (Path("source.cc"),), Path("out.so"))).encode(),
         _compiler_version(compiler).encode(),
         _cpu_flags().encode(),
     ):
@@ -96,14 +99,15 @@ def _compile(compiler: str, library: Path) -> None:
     os.close(handle)
     try:
         result = subprocess.run(
-            _compile_command(compiler, SOURCE, Path(partial)),
+            _compile_command(compiler, SOURCES, Path(partial)),
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
             raise KernelBuildError(
-                f"compiling {SOURCE} failed ({compiler} exited with {result.returncode}):\n"
+                f"compiling {', '.join(map(str, SOURCES))} failed "
+                f"({compiler} exited with {result.returncode}):\n"
                 f"{result.stderr[-3000:]}\nFix the compiler setup, {WITHOUT_KERNELS}"
             )
         os.replace(partial, library)

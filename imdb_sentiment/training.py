@@ -114,7 +114,12 @@ def train_model(
     seed_everything(params.seed, params.op_determinism)
     with strategy.scope():
         model = build_model(params, vocabulary_size, sequence_length=train.reviews.shape[1])
-        compile_model(model, params.learning_rate, params.steps_per_execution)
+        compile_model(
+            model,
+            params.learning_rate,
+            params.steps_per_execution,
+            params.recurrent_implementation,
+        )
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
     )

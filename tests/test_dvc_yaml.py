@@ -24,10 +24,10 @@ LOGGING_ONLY = frozenset(
     PROJECT_ROOT / "imdb_sentiment" / name
     for name in ("tracking/store.py", "tracking/provenance.py", "tracking/records.py", "cli.py")
 )
-# Files a module reads as code: the C++ source that fast_rnn/build.py compiles, the served
+# Files a module reads as code: the C++ sources that fast_rnn/build.py compiles, the served
 # model's code that the packaging hands to MLflow.
 DATA_OF_MODULE = {
-    PROJECT_ROOT / "fast_rnn" / "build.py": [build.SOURCE],
+    PROJECT_ROOT / "fast_rnn" / "build.py": list(build.SOURCES),
     PROJECT_ROOT / "imdb_sentiment" / "tracking" / "packaging.py": [packaging.SERVED_MODEL_CODE],
 }
 

@@ -45,12 +45,15 @@ def test_copies_of_the_project_share_one_build(tmp_path, monkeypatch):
     # The end-to-end tests and `dvc exp run --temp` run copies of stages/ from other folders.
     monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
     first = build.library_path(tmp_path / "build")
-    copy = tmp_path / "copy" / build.SOURCE.name
-    copy.parent.mkdir()
-    copy.write_bytes(build.SOURCE.read_bytes())
-    monkeypatch.setattr(build, "SOURCE", copy)
+    copies = []
+    for source in build.SOURCES:
+        copy = tmp_path / "copy" / source.name
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_bytes(source.read_bytes())
+        copies.append(copy)
+    monkeypatch.setattr(build, "SOURCES", tuple(copies))
     assert build.library_path(tmp_path / "build") == first
-    copy.write_text(copy.read_text() + "// changed\n")
+    copies[-1].write_text(copies[-1].read_text() + "// changed\n")
     assert build.library_path(tmp_path / "build") != first
     assert _builds(tmp_path) == 2
 
