@@ -350,10 +350,15 @@ def champion_decision(
 ) -> tuple[bool, str]:
     """Whether ``best`` (a row of the runs) replaces the registry's champion, and why, in one
     sentence. ``incumbent`` holds the champion's ``name`` (model, seed and version, as shown),
-    ``val_accuracy`` and ``val_reviews``, or is None when there is no champion yet."""
+    ``val_accuracy``, ``val_reviews`` and ``source_run_id``, or is None when there is no
+    champion yet."""
     candidate = f"{best['model']} (seed {best['seed']})"
     if incumbent is None:
         return True, verdicts.first_champion_sentence(candidate)
+    run_id = best.get("mlflow_run_id")
+    if run_id is not None and incumbent.get("source_run_id") == run_id:
+        # A report rerun over the same runs: the champion is the candidate itself.
+        return False, verdicts.same_champion_sentence(incumbent["name"])
     promotion = significance.promotion(
         float(best["val_accuracy"]),
         validation_reviews,

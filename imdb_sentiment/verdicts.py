@@ -169,6 +169,14 @@ def first_champion_sentence(candidate: str) -> str:
     return f"{candidate} becomes the champion: there was none."
 
 
+def same_champion_sentence(incumbent: str) -> str:
+    """Why the champion alias stays when this report's best run is the champion's own run."""
+    return (
+        f"The champion stays {incumbent}: it is this report's best model by validation "
+        "accuracy, the same training run."
+    )
+
+
 def promotion_sentence(
     candidate: str, promotion: Promotion, validation_reviews: int, incumbent: str
 ) -> str:

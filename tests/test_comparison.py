@@ -180,6 +180,26 @@ def test_the_champion_moves_only_past_the_validation_sets_noise():
     assert promote and why.startswith("gru (seed 7) becomes the champion: its validation")
 
 
+def test_the_champions_own_run_keeps_the_champion_without_a_comparison():
+    # A report rerun over the same runs meets its best run as the champion: "+0.00 points
+    # against itself" would say nothing.
+    best = pd.Series({"model": "gru", "seed": 7, "val_accuracy": 0.866, "mlflow_run_id": "r7"})
+    champion = {
+        "name": "gru (seed 7, version 2)",
+        "val_accuracy": 0.866,
+        "val_reviews": 2500,
+        "source_run_id": "r7",
+    }
+    promote, why = comparison.champion_decision(best, 2500, champion)
+    assert not promote
+    assert why == (
+        "The champion stays gru (seed 7, version 2): it is this report's best model by "
+        "validation accuracy, the same training run."
+    )
+    other_run = {**champion, "source_run_id": "r1"}
+    assert "+0.00 points" in comparison.champion_decision(best, 2500, other_run)[1]
+
+
 def test_the_summary_metrics_are_each_models_mean_accuracies():
     table, _, _ = report([1, 2])
     summary = comparison.summary_metrics(table)

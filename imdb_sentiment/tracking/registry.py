@@ -28,8 +28,9 @@ def current_champion(registered_name: str):
 
 def champion_summary(registered_name: str) -> dict | None:
     """The champion, as the report weighs it: ``name`` (model, seed and version),
-    ``val_accuracy``, ``val_reviews`` (None for a version registered before it was tagged) and
-    ``version``; None when there is no champion yet."""
+    ``val_accuracy``, ``val_reviews`` (None for a version registered before it was tagged),
+    ``version`` and ``source_run_id`` (the training run it came from); None when there is no
+    champion yet."""
     champion = current_champion(registered_name)
     if champion is None:
         return None
@@ -41,6 +42,7 @@ def champion_summary(registered_name: str) -> dict | None:
         "val_accuracy": float(tags.get("val_accuracy", "nan")),
         "val_reviews": int(reviews) if reviews else None,
         "version": str(champion.version),
+        "source_run_id": tags.get("source_run_id"),
     }
 
 
