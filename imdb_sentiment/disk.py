@@ -42,6 +42,12 @@ def model_weights(params: Params, name: str) -> int:
     return weights + inputs * model.dense_units + 2 * model.dense_units + 1
 
 
+def saved_model_bytes(weights: int) -> int:
+    """About how many bytes a saved model with ``weights`` weights takes: each weight and its
+    two Adam moments, in float32."""
+    return weights * _SAVED_BYTES_PER_WEIGHT
+
+
 def bytes_after_download(params: Params, archive_bytes: int) -> int:
     """About how many bytes the rest of the pipeline writes after an archive of
     ``archive_bytes``: the archive's copy in DVC's cache, the prepared splits (and their
@@ -51,7 +57,7 @@ def bytes_after_download(params: Params, archive_bytes: int) -> int:
     prepared = reviews * (params.data.maxlen * 4 + 16)
     runs = len(params.models) * len(params.train.seeds)
     models = sum(model_weights(params, name) for name in params.models)
-    model_files = models * _SAVED_BYTES_PER_WEIGHT * 3 * len(params.train.seeds)
+    model_files = saved_model_bytes(models) * 3 * len(params.train.seeds)
     return archive_bytes + 2 * prepared + model_files + runs * _PER_RUN_BYTES + _FIXED_BYTES
 
 

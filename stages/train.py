@@ -14,6 +14,7 @@ import logging
 from imdb_sentiment import paths
 from imdb_sentiment.cli import StageError, run_stage
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS, load_split
+from imdb_sentiment.disk import saved_model_bytes
 from imdb_sentiment.distribution import cluster, cluster_task, is_chief
 from imdb_sentiment.files import atomic_path, write_json, write_text
 from imdb_sentiment.params import load_params, model_from_arguments
@@ -70,8 +71,7 @@ def main(argv: list[str]) -> None:
             params, train, val, vocabulary_size, callbacks=[records.epoch_metrics_callback()]
         )
         logger.info("Trained %s with seed %d: %s %s", name, seed, result.summary, result.timing)
-        # The weights and the optimizer's two moments, in float32.
-        model_bytes = 3 * 4 * result.model.count_params()
+        model_bytes = saved_model_bytes(result.model.count_params())
         with atomic_path(project.model_file(name, seed), model_bytes) as temporary:
             result.model.save(temporary)
         write_text(project.training_history(name, seed), result.history.to_csv(index=False))
