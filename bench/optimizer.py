@@ -27,7 +27,7 @@ def time_optimizers(cell: str, steps: int, repeats: int) -> dict[str, list[float
 
     from imdb_sentiment import paths
     from imdb_sentiment.dataset import load_split
-    from imdb_sentiment.modeling import ADAM, build_model
+    from imdb_sentiment.modeling import build_model, compile_model
     from imdb_sentiment.params import load_params
 
     project = paths.this_project()
@@ -39,12 +39,7 @@ def time_optimizers(cell: str, steps: int, repeats: int) -> dict[str, list[float
     for way in ("keras", "fused"):
         keras.utils.set_random_seed(params.seed)
         model = build_model(params, _vocabulary_size(project), sequence_length=reviews.shape[1])
-        model.compile(
-            optimizer=ADAM[way](params.learning_rate),
-            loss="binary_crossentropy",
-            metrics=["accuracy"],
-            steps_per_execution=params.steps_per_execution,
-        )
+        compile_model(model, params.learning_rate, params.steps_per_execution, way)
         model.fit(reviews, labels, batch_size=params.batch_size, epochs=1, verbose=0)
         models[way] = model
     milliseconds: dict[str, list[float]] = {way: [] for way in models}
