@@ -43,5 +43,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    # Padding uses Keras' pad_sequences.
-    raise SystemExit(run_stage(main, uses_tensorflow=True))
+    raise SystemExit(run_stage(main))

@@ -65,6 +65,25 @@ def test_pad_follows_keras_pad_sequences_semantics(padding, truncating, expected
     np.testing.assert_array_equal(padded, expected)
 
 
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+def test_pad_gives_the_array_keras_pad_sequences_gives(padding, truncating):
+    from keras.utils import pad_sequences
+
+    generator = np.random.default_rng(0)
+    # Empty, shorter, exactly maxlen and longer sequences.
+    sequences = [
+        generator.integers(1, 10_000, size=length).tolist()
+        for length in [0, 1, 7, 8, 9, 30, *generator.integers(0, 20, size=200)]
+    ]
+    expected = pad_sequences(
+        sequences, maxlen=8, dtype="int32", padding=padding, truncating=truncating, value=0
+    )
+    padded = pad(sequences, maxlen=8, padding=padding, truncating=truncating)
+    assert padded.dtype == expected.dtype
+    np.testing.assert_array_equal(padded, expected)
+
+
 def test_encoder_turns_raw_reviews_into_fixed_length_int_arrays():
     encoder = ReviewEncoder(("", "[UNK]", "good", "film"), 3, "pre", "pre", drop_stop_words=True)
     encoded = encoder.encode(["Good film, the good!", "", "the unknown film"])
