@@ -9,7 +9,7 @@ import pytest
 
 from imdb_sentiment import classifier
 from imdb_sentiment.classifier import ReviewClassifier
-from imdb_sentiment.modeling import build_model
+from imdb_sentiment.modeling import build_model, compile_model, load_model
 from imdb_sentiment.text import ReviewEncoder, build_vocabulary, tokenize
 from tests.conftest import model_params, synthetic_review
 
@@ -50,6 +50,30 @@ def test_a_request_is_served_by_the_compiled_call_not_keras_predict(review_class
 
     monkeypatch.setattr(review_classifier.keras_model, "predict", no_predict)
     assert len(review_classifier.predict(pd.DataFrame({"text": ["A great film."]}))) == 1
+
+
+def test_the_evaluate_stage_scores_each_review_as_the_served_model_does(
+    review_classifier, tmp_path
+):
+    """A model saved as training saves it (compiled with several steps per execution), loaded
+    and predicted as the evaluate stage does: the same bits as a request for those reviews."""
+    import keras
+
+    trained = keras.models.clone_model(review_classifier.keras_model)
+    trained.set_weights(review_classifier.keras_model.get_weights())
+    compile_model(trained, 1e-3, steps_per_execution=16)
+    trained.save(tmp_path / "model.keras")
+    rng = random.Random(1)
+    texts = [synthetic_review(rng, positive=rng.random() < 0.5) for _ in range(3000)]
+    token_ids = review_classifier.encoder.encode(texts)
+    evaluated = load_model(tmp_path / "model.keras").predict(token_ids, batch_size=1024, verbose=0)
+    served = [
+        review_classifier.predict(pd.DataFrame({"text": texts[start : start + 1000]}))
+        for start in range(0, len(texts), 1000)
+    ]
+    np.testing.assert_array_equal(
+        evaluated.ravel(), pd.concat(served)["probability"].to_numpy(dtype=np.float32)
+    )
 
 
 def test_the_model_input_needs_a_text_column_of_non_empty_strings():
