@@ -18,6 +18,9 @@ HEAVY_LIBRARIES = (
     "pandas",
     "scipy.stats",
     "sklearn.feature_extraction.text",
+    # MLflow's SQLite store, the default tracking store: MLflow imports it at the first call
+    # that reads or writes a run, about 1 s of every training, evaluation and report stage.
+    "mlflow.store.tracking.sqlalchemy_store",
 )
 
 if not cli.verbose():

@@ -3,6 +3,7 @@ prefork/), and in a cold process of its own with PREFORK=0 or LOG_LEVEL=DEBUG. T
 the peak memory of the process started: a warm one never loads TensorFlow."""
 
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -54,3 +55,40 @@ def test_a_stage_runs_warm_once_a_server_is_up(server):
 @pytest.mark.parametrize("variable", [{"PREFORK": "0"}, {"LOG_LEVEL": "DEBUG"}])
 def test_a_stage_runs_cold_when_asked(server, variable):
     assert failing_stage(server, **variable) > WARM_CALLER_MB
+
+
+# After the warm interpreter's imports: a stage's first use of the default MLflow store.
+FIRST_STORE_USE = """
+import importlib, sys
+import mlflow
+import stages
+for name in stages.HEAVY_LIBRARIES:
+    importlib.import_module(name)
+before = set(sys.modules)
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.search_experiments()
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_warm_stage_finds_mlflows_sqlite_store_imported(tmp_path):
+    # MLflow imports its SQLite store (and Alembic's migration machinery with it) at the first
+    # call that touches a run: about 1 s of every training, evaluation and report stage, unless
+    # the warm interpreter did it already.
+    imported = subprocess.run(
+        [sys.executable, "-c", FIRST_STORE_USE, f"sqlite:///{tmp_path / 'mlflow.db'}"],
+        cwd=PROJECT_ROOT,
+        env=environment(PREFORK="0"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    heavy = [
+        name
+        for name in imported
+        if name == "mlflow.store.tracking.sqlalchemy_store"
+        or name.startswith(("alembic.autogenerate", "alembic.ddl", "sqlalchemy.orm"))
+    ]
+    assert not heavy, (
+        f"imported by the first use of the store, not by the warm interpreter: {heavy}"
+    )
