@@ -1,4 +1,5 @@
 import copy
+import shlex
 
 import pytest
 import yaml
@@ -112,7 +113,7 @@ def test_the_long_review_profile_is_valid_on_the_projects_params():
     # `make long-reviews` passes these -S values to dvc exp run: a misspelt key or a bad value
     # would fail there, after the user waited for it.
     raw = yaml.safe_load(PARAMS_FILE.read_text())
-    settings = _make_variable("LONG_REVIEWS").split()
+    settings = shlex.split(_make_variable("LONG_REVIEWS"))  # as the shell splits them
     assert settings[::2] == ["-S"] * (len(settings) // 2)
     for setting in settings[1::2]:
         key, value = setting.split("=")
@@ -124,6 +125,7 @@ def test_the_long_review_profile_is_valid_on_the_projects_params():
     # Valid whatever the user's params.yaml holds, and the profile's shared settings applied.
     params = parse_params(raw)
     assert params.train.bidirectional and params.train.pooling == "max"
+    assert list(params.train.seeds) == [42]  # one seed, whatever the default
 
 
 def test_a_model_entry_may_override_exactly_the_shared_hyperparameters():
