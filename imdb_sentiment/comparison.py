@@ -201,21 +201,31 @@ def ensemble_sentences(
 
 def seeds_needed_sentence(correct: dict[str, np.ndarray], planning_seed_sd: float) -> str:
     """How many seeds a verdict would take: from the runs' spread and the shared test reviews
-    when there are several seeds, from ``planning_seed_sd`` alone with one."""
-    observed = all(len(c) > 1 for c in correct.values())
-    if observed:
-        seed_sd = float(np.sqrt(np.mean([c.mean(axis=1).var(ddof=1) for c in correct.values()])))
-    else:
-        seed_sd = planning_seed_sd
+    with enough seeds for a verdict, from ``planning_seed_sd`` alone with fewer (with two,
+    beside the spread they show)."""
+    seeds = min(len(c) for c in correct.values())
+    several = seeds > 1
+    measured_sd = (
+        float(np.sqrt(np.mean([c.mean(axis=1).var(ddof=1) for c in correct.values()])))
+        if several
+        else None
+    )
+    # Two runs per model give a pooled sd of one degree of freedom per model: with three models
+    # its 95% interval runs from about 0.6 to 3.7 times the estimate, too wide to plan with.
+    observed = seeds >= significance.MIN_SEEDS_FOR_VERDICT
+    seed_sd = measured_sd if observed and measured_sd is not None else planning_seed_sd
     # The review term of a difference shrinks as seeds are added (each review's score is
-    # averaged over more networks): measured on several seeds it is an upper bound for more;
-    # measured on one network per model it would bound nothing useful, so it is left out.
+    # averaged over more networks): measured on the seeds of a verdict it is an upper bound
+    # for more; measured on one or two networks per model it would bound nothing useful (on
+    # the default two-seed run it turned 64 seeds for half a point into 264), so it is left
+    # out, as the measured spread is.
     review_variances = [
         (correct[a].mean(axis=0) - correct[b].mean(axis=0)).var(ddof=1) / correct[a].shape[1]
         for a, b in combinations(correct, 2)
     ]
     review_variance = float(np.mean(review_variances)) if observed and review_variances else 0.0
-    return verdicts.seeds_needed_sentence(seed_sd, observed, review_variance)
+    too_few = None if observed or measured_sd is None else (seeds, measured_sd)
+    return verdicts.seeds_needed_sentence(seed_sd, observed, review_variance, too_few)
 
 
 def _mean_sd(mean: float, sd: float) -> str:

@@ -144,13 +144,29 @@ def ensemble_sentence(pair: ClassifierComparison, seeds: int, pairs: int) -> str
 PLANNED_DIFFERENCES = (0.02, 0.01, 0.005)
 
 
-def seeds_needed_sentence(seed_sd: float, observed: bool, review_variance: float) -> str:
-    """How many seeds per recipe a verdict about a given difference would take."""
-    where = (
-        "observed here, pooled over the models"
-        if observed
-        else "assumed: report.planning_seed_sd, since one seed cannot measure it"
-    )
+def seeds_needed_sentence(
+    seed_sd: float,
+    observed: bool,
+    review_variance: float,
+    too_few: tuple[int, float] | None = None,
+) -> str:
+    """How many seeds per recipe a verdict about a given difference would take.
+
+    Args:
+        observed: ``seed_sd`` was measured here; else it is ``report.planning_seed_sd``.
+        too_few: With fewer seeds than a verdict needs but more than one, how many there were
+            and the sd they measured, to show beside the assumed one.
+    """
+    if observed:
+        where = "observed here, pooled over the models"
+    elif too_few is not None:
+        seeds, measured_sd = too_few
+        where = (
+            f"assumed: report.planning_seed_sd; {seeds} seeds per model measured "
+            f"{100 * measured_sd:.2f}, too few to plan with"
+        )
+    else:
+        where = "assumed: report.planning_seed_sd, since one seed cannot measure it"
     counts = []
     for difference in PLANNED_DIFFERENCES:
         needed = significance.seeds_needed(difference, seed_sd, review_variance)

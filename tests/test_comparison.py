@@ -131,6 +131,10 @@ def test_two_seeds_show_the_spread_only():
     assert (pair.about, pair.verdict) == ("spread", "none")
     assert "2 seeds show the spread of runs, not whether the recipes differ" in pair.sentence
     assert "95% CI" not in markdown and "more accurate" not in markdown.split("## Seed")[0]
+    # The planning line keeps the stated sd: two runs per model measure theirs too roughly.
+    assert "1.00 points (sd over seeds, assumed: report.planning_seed_sd; 2 seeds per model " in (
+        markdown
+    )
 
 
 def test_one_seed_compares_the_two_networks_and_never_the_recipes():
