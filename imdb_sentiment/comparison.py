@@ -204,16 +204,15 @@ def seeds_needed_sentence(correct: dict[str, np.ndarray], planning_seed_sd: floa
     with enough seeds for a verdict, from ``planning_seed_sd`` alone with fewer (with two,
     beside the spread they show)."""
     seeds = min(len(c) for c in correct.values())
-    several = seeds > 1
     measured_sd = (
         float(np.sqrt(np.mean([c.mean(axis=1).var(ddof=1) for c in correct.values()])))
-        if several
-        else None
+        if seeds > 1
+        else float("nan")
     )
     # Two runs per model give a pooled sd of one degree of freedom per model: with three models
     # its 95% interval runs from about 0.6 to 3.7 times the estimate, too wide to plan with.
     observed = seeds >= significance.MIN_SEEDS_FOR_VERDICT
-    seed_sd = measured_sd if observed and measured_sd is not None else planning_seed_sd
+    seed_sd = measured_sd if observed else planning_seed_sd
     # The review term of a difference shrinks as seeds are added (each review's score is
     # averaged over more networks): measured on the seeds of a verdict it is an upper bound
     # for more; measured on one or two networks per model it would bound nothing useful (on
@@ -224,7 +223,7 @@ def seeds_needed_sentence(correct: dict[str, np.ndarray], planning_seed_sd: floa
         for a, b in combinations(correct, 2)
     ]
     review_variance = float(np.mean(review_variances)) if observed and review_variances else 0.0
-    too_few = None if observed or measured_sd is None else (seeds, measured_sd)
+    too_few = (seeds, measured_sd) if 1 < seeds < significance.MIN_SEEDS_FOR_VERDICT else None
     return verdicts.seeds_needed_sentence(seed_sd, observed, review_variance, too_few)
 
 
