@@ -113,7 +113,9 @@ class ReviewClassifier:
     def probabilities(self, token_ids: np.ndarray) -> np.ndarray:
         """The model's positive-class probability for each row of encoded reviews."""
         if len(token_ids) > PREDICT_BATCH:
-            return self.keras_model.predict(token_ids, batch_size=PREDICT_BATCH, verbose=0).ravel()
+            from imdb_sentiment.modeling import predict
+
+            return predict(self.keras_model, token_ids, batch_size=PREDICT_BATCH)
         return self._compiled_call(token_ids).numpy().ravel()
 
     @functools.cached_property

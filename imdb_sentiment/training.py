@@ -84,20 +84,6 @@ def _first_step_timer():
     return FirstStepTimer()
 
 
-def _batches(split: EncodedSplit, batch_size: int, shuffle_seed: int | None = None):
-    """A split as a tf.data pipeline: reshuffled every epoch (seeded) when ``shuffle_seed`` is
-    given, batched, prefetched."""
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices((split.reviews, split.labels))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(split.labels), seed=shuffle_seed)
-    # Every worker of a cluster holds the whole split: each takes its share of every batch.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
-
-
 def train_model(
     params: ModelParams,
     train: EncodedSplit,
@@ -108,7 +94,7 @@ def train_model(
     """Builds, compiles and fits one model; keeps the weights of its best validation epoch."""
     import keras
 
-    from imdb_sentiment.modeling import build_model, compile_model
+    from imdb_sentiment.modeling import batches, build_model, compile_model
 
     strategy = make_strategy(params.distribution)
     seed_everything(params.seed, params.op_determinism)
@@ -126,8 +112,8 @@ def train_model(
     first_step = _first_step_timer()
     started = time.perf_counter()
     fit = model.fit(
-        _batches(train, params.batch_size, shuffle_seed=params.seed),
-        validation_data=_batches(val, params.batch_size),
+        batches(train.reviews, params.batch_size, train.labels, shuffle_seed=params.seed),
+        validation_data=batches(val.reviews, params.batch_size, val.labels),
         epochs=params.epochs,
         # The divergence check goes first: no later callback sees a non-finite epoch.
         callbacks=[_stop_on_non_finite_loss(), early_stopping, first_step, *callbacks],
