@@ -113,9 +113,7 @@ class ReviewClassifier:
     def probabilities(self, token_ids: np.ndarray) -> np.ndarray:
         """The model's positive-class probability for each row of encoded reviews."""
         if len(token_ids) > PREDICT_BATCH:
-            from imdb_sentiment.modeling import predict
-
-            return predict(self.keras_model, token_ids, batch_size=PREDICT_BATCH)
+            return self.keras_model.predict(token_ids, batch_size=PREDICT_BATCH, verbose=0).ravel()
         return self._compiled_call(token_ids).numpy().ravel()
 
     @functools.cached_property

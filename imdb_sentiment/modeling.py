@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-import numpy as np
-import tensorflow as tf
 from keras import layers
 
 import fast_rnn.layers
@@ -126,33 +124,3 @@ def load_model(path: Path) -> keras.Model:
     # probability that the served model's compiled call gives it.
     model.steps_per_execution = 1
     return model
-
-
-def batches(
-    reviews: np.ndarray,
-    batch_size: int,
-    labels: np.ndarray | None = None,
-    shuffle_seed: int | None = None,
-) -> tf.data.Dataset:
-    """Encoded reviews (with their labels, to train) as a tf.data pipeline: reshuffled every
-    epoch (seeded) when ``shuffle_seed`` is given, batched, two batches prefetched.
-
-    tf.data's autotuning is off. With it on, about half of the epochs here left every thread of
-    the process waiting for about 2 s (a 3 s LSTM epoch took 5.1 s), and evaluation's predict
-    took 2.6 s instead of 1.9 s; with it off, none did (docs/performance.md). The batches, and
-    so every result, are the same either way.
-    """
-    elements = reviews if labels is None else (reviews, labels)
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(reviews), seed=shuffle_seed)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    # Every worker of a cluster holds the whole split: each takes its share of every batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.batch(batch_size).prefetch(2).with_options(options)
-
-
-def predict(model: keras.Model, reviews: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The positive-class probability of each row of encoded reviews, in :func:`batches`."""
-    return model.predict(batches(reviews, batch_size), verbose=0).ravel()

@@ -29,12 +29,12 @@ def main(argv: list[str]) -> None:
     trained = read_json(project.run_id_file(name, seed))
     with store.run(all_params.mlflow.experiment_name, run_id=trained["run_id"]):
         # Imported here, after run_stage has loaded TensorFlow quietly.
-        from imdb_sentiment.modeling import load_model, predict
+        from imdb_sentiment.modeling import load_model
 
         test = load_split(project.test_split)
         test_set = records.log_dataset(test, project.test_split, "test")
         model = load_model(project.model_file(name, seed))
-        probabilities = predict(model, test.reviews)
+        probabilities = model.predict(test.reviews, batch_size=1024, verbose=0).ravel()
         result = score(test.labels, probabilities, threshold)
         logger.info("Test metrics of %s with seed %d: %s", name, seed, result["metrics"])
         write_json(project.evaluation_metrics(name, seed), result["metrics"])

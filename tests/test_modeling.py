@@ -3,14 +3,7 @@ import numpy as np
 import pytest
 
 import fast_rnn.layers
-from imdb_sentiment.modeling import (
-    RECURRENT_LAYERS,
-    ModelFileError,
-    batches,
-    build_model,
-    load_model,
-    predict,
-)
+from imdb_sentiment.modeling import RECURRENT_LAYERS, ModelFileError, build_model, load_model
 from imdb_sentiment.params import CELL_TYPES
 from tests.conftest import PROJECT_ROOT, model_params
 
@@ -100,34 +93,3 @@ def test_a_truncated_model_file_is_reported_as_corrupt_with_the_fix(tmp_path):
 def test_every_cell_params_yaml_accepts_has_a_layer_in_each_implementation():
     for implementation, layers_by_cell in RECURRENT_LAYERS.items():
         assert tuple(layers_by_cell) == CELL_TYPES, implementation
-
-
-def test_batches_keep_every_review_once_in_a_seeded_order_without_tf_data_autotuning():
-    # Autotuning left the process idle for seconds in half the epochs here (docs/performance.md);
-    # the pipeline must not turn it back on, nor change which reviews a batch holds.
-    reviews = np.arange(10 * 3, dtype=np.int32).reshape(10, 3)
-    labels = np.arange(10, dtype=np.int32)
-    shuffled = batches(reviews, 4, labels, shuffle_seed=7)
-    assert shuffled.options().autotune.enabled is False
-    epochs = [[(x.numpy(), y.numpy()) for x, y in shuffled] for _ in range(2)]
-    assert [len(y) for _, y in epochs[0]] == [4, 4, 2]
-    for epoch in epochs:
-        rows = np.concatenate([x for x, _ in epoch])
-        order = np.concatenate([y for _, y in epoch])
-        assert sorted(order) == list(range(10))
-        np.testing.assert_array_equal(rows, reviews[order])
-    # Reshuffled every epoch, the same way in every run.
-    first_order = np.concatenate([y for _, y in epochs[0]])
-    assert list(first_order) != list(np.concatenate([y for _, y in epochs[1]]))
-    again = np.concatenate([y.numpy() for _, y in batches(reviews, 4, labels, shuffle_seed=7)])
-    np.testing.assert_array_equal(again, first_order)
-    in_order = batches(reviews, 4)
-    assert in_order.options().autotune.enabled is False
-    np.testing.assert_array_equal(np.concatenate([x.numpy() for x in in_order]), reviews)
-
-
-def test_predict_gives_keras_predict_probabilities_to_the_bit():
-    model = build_model(model_params("gru", units=8, layers=1), 50, sequence_length=6)
-    reviews = np.random.default_rng(0).integers(0, 50, (37, 6)).astype(np.int32)
-    expected = model.predict(reviews, batch_size=16, verbose=0).ravel()
-    np.testing.assert_array_equal(predict(model, reviews, batch_size=16), expected)

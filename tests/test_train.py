@@ -75,3 +75,27 @@ def test_op_determinism_follows_the_param():
     finally:
         # The switch is process-wide; the pipeline's default is on.
         training.seed_everything(1)
+
+
+def test_training_batches_hold_every_review_once_in_a_seeded_order_without_autotuning():
+    # tf.data's autotuning left the process idle for seconds in half the epochs here
+    # (docs/performance.md): it stays off, and the batches stay what they were.
+    from imdb_sentiment.dataset import EncodedSplit
+
+    reviews = np.arange(10 * 3, dtype=np.int32).reshape(10, 3)
+    split = EncodedSplit(ids=np.arange(10), reviews=reviews, labels=np.arange(10, dtype=np.int32))
+    shuffled = training.batches(split, 4, shuffle_seed=7)
+    assert shuffled.options().autotune.enabled is False
+    epochs = [[(x.numpy(), y.numpy()) for x, y in shuffled] for _ in range(2)]
+    assert [len(y) for _, y in epochs[0]] == [4, 4, 2]
+    orders = [np.concatenate([y for _, y in epoch]) for epoch in epochs]
+    for epoch, order in zip(epochs, orders, strict=True):
+        assert sorted(order) == list(range(10))
+        np.testing.assert_array_equal(np.concatenate([x for x, _ in epoch]), reviews[order])
+    # Reshuffled every epoch, and the same way in every run.
+    assert list(orders[0]) != list(orders[1])
+    again = np.concatenate([y.numpy() for _, y in training.batches(split, 4, shuffle_seed=7)])
+    np.testing.assert_array_equal(again, orders[0])
+    in_order = training.batches(split, 4)
+    assert in_order.options().autotune.enabled is False
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in in_order]), reviews)
