@@ -50,7 +50,7 @@ exp-show: $(VENV)/.installed
 
 # The long-review profile (docs/long-reviews.md): whole reviews (400 tokens cut 2% of them), a
 # larger vocabulary, one bidirectional layer read through max pooling. An experiment beside the
-# workspace, of one seed (42; about 10 minutes on 2 cores); `make exp-show` compares it.
+# workspace, of one seed (42; about 12 minutes on 2 cores); `make exp-show` compares it.
 LONG_REVIEWS := -S 'train.seeds=[42]' -S data.maxlen=400 -S data.num_words=20000 -S train.layers=1 \
 	-S train.bidirectional=true -S train.pooling=max -S train.early_stopping_patience=2 \
 	-S models.lstm.units=64
