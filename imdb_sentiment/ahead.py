@@ -187,7 +187,6 @@ class Turn:
     beside: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     _stash: _Stash | None = None
-    _dvc: int | None = None
 
     def hand_over(self) -> None:
         """In a worker, inside its MLflow run, once every output is written: waits until the
@@ -212,7 +211,6 @@ def take_turn(
             beside=True,
             tags={"trained_ahead": "true"},
             _stash=stash,
-            _dvc=dvc_pid,
         )
     if (
         not os.environ.get("DVC_STAGE")
