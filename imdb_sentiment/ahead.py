@@ -127,9 +127,10 @@ class _Inputs:
     def _md5(self, relative: str) -> str | None:
         if relative not in self.digests:
             path = self.project.root / relative
-            self.digests[relative] = (
-                hashlib.file_digest(path.open("rb"), "md5").hexdigest() if path.is_file() else None
-            )
+            self.digests[relative] = None
+            if path.is_file():
+                with path.open("rb") as file:
+                    self.digests[relative] = hashlib.file_digest(file, "md5").hexdigest()
         return self.digests[relative]
 
     def now(self, name: str) -> dict:
@@ -171,7 +172,7 @@ class _Stash:
 
     def discard(self) -> None:
         worker = self.worker()
-        if _alive(worker):
+        if worker is not None and _alive(worker):
             with contextlib.suppress(OSError):
                 os.kill(worker, signal.SIGTERM)
         shutil.rmtree(self.folder, ignore_errors=True)
