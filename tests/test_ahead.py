@@ -5,6 +5,7 @@ tests/test_reproducibility.py run real ones under `dvc repro`."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,9 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from imdb_sentiment import ahead
 from imdb_sentiment.paths import ProjectFiles
+from tests import test_dvc_yaml
+from tests.conftest import PROJECT_ROOT, tiny_params
 
 # A stand-in worker: marks its training done, waits for the stage to take it, then notes that
 # it went on to the end (where a worker ends its MLflow run).
@@ -112,3 +116,32 @@ def test_a_worker_ends_as_an_interrupted_stage_when_dvc_has_ended(tmp_path):
 )
 def test_worker_arguments(argv, expected):
     assert ahead.worker_arguments(argv) == expected
+
+
+def test_a_stage_counts_as_one_dvc_will_run_until_its_inputs_match_dvc_lock_and_its_outputs_exist(
+    tmp_path,
+):
+    project = ProjectFiles(tmp_path)
+    shutil.copy(PROJECT_ROOT / "dvc.yaml", project.pipeline_file)
+    project.params_file.write_text(yaml.safe_dump(tiny_params()))
+    now = ahead._Inputs(project).now("gru")
+    # What DVC writes after running train@gru-42 with these inputs.
+    entry = {
+        "deps": [{"path": path, "md5": md5} for path, md5 in now["deps"].items()],
+        "params": {"params.yaml": now["params"]},
+    }
+    project.lock_file.write_text(yaml.safe_dump({"stages": {"train@gru-42": entry}}))
+    # A fresh clone: dvc.lock is up to date, the outputs are not there.
+    assert ahead._Inputs(project).will_run("gru", 42)
+    for output in test_dvc_yaml.declared_outputs("train", "gru", 42):
+        target = project.root / output.relative_to(PROJECT_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("")
+    assert not ahead._Inputs(project).will_run("gru", 42)
+    # Another seed, another model's entry missing from dvc.lock, a changed param.
+    assert ahead._Inputs(project).will_run("gru", 7)
+    assert ahead._Inputs(project).will_run("lstm", 42)
+    params = yaml.safe_load(project.params_file.read_text())
+    params["train"]["learning_rate"] = 0.5
+    project.params_file.write_text(yaml.safe_dump(params))
+    assert ahead._Inputs(project).will_run("gru", 42)
