@@ -38,6 +38,16 @@ class ProjectFiles:
         return self.root / "params.yaml"
 
     @property
+    def pipeline_file(self) -> Path:
+        """dvc.yaml: the stages, what each depends on and writes."""
+        return self.root / "dvc.yaml"
+
+    @property
+    def lock_file(self) -> Path:
+        """dvc.lock: what each stage last ran with, as DVC recorded it."""
+        return self.root / "dvc.lock"
+
+    @property
     def users_project(self) -> Path:
         """See :func:`users_project`."""
         return users_project(self.root)
@@ -138,6 +148,12 @@ class ProjectFiles:
         metric (it differs from run to run, and `dvc metrics diff` would show nothing
         else)."""
         return self.model_dir(name, seed) / "training_time.json"
+
+    def trained_ahead_dir(self, name: str, seed: int) -> Path:
+        """Where a training that runs ahead of its DVC stage (imdb_sentiment/ahead.py) keeps
+        its state, and its outputs under the same relative paths as here until the stage
+        takes them. Inside DVC's own scratch folder, which git and DVC ignore."""
+        return self.root / ".dvc" / "tmp" / "trained-ahead" / f"{name}-seed-{seed}"
 
     def _reports_of(self, stage: str, name: str, seed: int) -> Path:
         return self.reports_dir / stage / name / f"seed-{seed}"

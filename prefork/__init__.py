@@ -60,6 +60,19 @@ IMPORT_TIME_VARIABLES = (
 HEADER_BYTES = 8
 # Set in a fork that runs a command: its own imports must not delegate again.
 _in_fork = False
+# In such a fork, the process that handed the command over (see caller_pid).
+_caller: int | None = None
+
+
+def in_warm_fork() -> bool:
+    """True in a fork of a warm interpreter: a server is there for the next command too."""
+    return _in_fork
+
+
+def caller_pid() -> int:
+    """The process its own caller started for this command: the one that handed it over when
+    it runs in a fork, else this one. Its parent is the command's caller (a shell, DVC)."""
+    return _caller or os.getpid()
 
 
 def socket_path(preload: tuple[str, ...]) -> Path:
@@ -119,6 +132,7 @@ def delegate(
         "argv": argv[3:],
         "orig_argv": argv,
         "cwd": os.getcwd(),
+        "caller": os.getpid(),
         "environ": dict(os.environ),
         "path": sys.path,
         # What the command's own interpreter would have kept ignoring (a background job of a

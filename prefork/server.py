@@ -62,6 +62,7 @@ def _run_command(connection: socket.socket, request: dict, descriptors: list[int
     sys.argv = [request["orig_argv"][0], *request["argv"]]
     sys.orig_argv = request["orig_argv"]
     prefork._in_fork = True
+    prefork._caller = request["caller"]
     status = {"code": 1}
 
     def report() -> None:

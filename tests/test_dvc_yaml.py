@@ -18,11 +18,18 @@ from tests.imports import PROJECT_ROOT, closure
 
 DVC_YAML = yaml.safe_load((paths.this_project().root / "dvc.yaml").read_text())
 # Modules that only record, and what only they import: MLflow's store and runs, provenance and
-# records (a change to what is logged must not retrain every model), and the console. Not the
-# served model's packaging: what a run logs as its model is an output of training.
-LOGGING_ONLY = frozenset(
+# records (a change to what is logged must not retrain every model), and the console; and the
+# one that only decides when and in which process a training runs (ahead.py). Not the served
+# model's packaging: what a run logs as its model is an output of training.
+RECORDING_OR_SCHEDULING = frozenset(
     PROJECT_ROOT / "imdb_sentiment" / name
-    for name in ("tracking/store.py", "tracking/provenance.py", "tracking/records.py", "cli.py")
+    for name in (
+        "tracking/store.py",
+        "tracking/provenance.py",
+        "tracking/records.py",
+        "cli.py",
+        "ahead.py",
+    )
 )
 # Files a module reads as code: the C++ sources that fast_rnn/build.py compiles, the served
 # model's code that the packaging hands to MLflow.
@@ -96,7 +103,7 @@ def _runs_nothing(module: Path) -> bool:
 
 def code_dependencies(stage: str) -> set[str]:
     """What dvc.yaml's ``deps`` of ``stage`` should list of the project's code."""
-    modules = closure(PROJECT_ROOT / "stages" / f"{stage}.py", stop_at=LOGGING_ONLY)
+    modules = closure(PROJECT_ROOT / "stages" / f"{stage}.py", stop_at=RECORDING_OR_SCHEDULING)
     modules = {module for module in modules if not _runs_nothing(module)}
     data = {file for module in modules for file in DATA_OF_MODULE.get(module, [])}
     return {str(path.relative_to(PROJECT_ROOT)) for path in modules | data}

@@ -19,6 +19,8 @@ import mlflow
 import pandas as pd
 import pytest
 
+from imdb_sentiment import ahead
+from imdb_sentiment.paths import ProjectFiles
 from tests.conftest import (
     PROJECT_ROOT,
     make_project,
@@ -128,6 +130,34 @@ def test_a_normal_run_prints_no_warning_or_error(project):
     noisy = [line for line in output.splitlines() if re.search("warn|error|traceback", line, re.I)]
     assert not noisy, "\n".join(noisy)
     assert "Epoch 1/" in output  # Keras' per-epoch lines stay.
+
+
+def test_each_training_after_the_first_trained_ahead_beside_the_one_before(project):
+    # DVC runs train@simplernn-42, which starts lstm-42 beside it if it runs in a warm fork
+    # (the warm interpreter may still be starting); lstm's stage takes that training (or
+    # trains) and starts gru-42; gru's takes it.
+    links = {
+        name: json.loads(
+            (first_run(project) / f"models/{name}/seed-42/mlflow_run.json").read_text()
+        )
+        for name in MODELS
+    }
+    client = tracking_client(project)
+    trained_ahead = set()
+    for name in MODELS:
+        recorded = client.get_run(links[name]["run_id"])
+        assert recorded.info.status == "FINISHED"
+        assert recorded.data.tags["dvc_stage"] == f"train@{name}-42"
+        assert recorded.data.metrics["trained_beside_another"] == 1
+        if recorded.data.tags.get("trained_ahead") == "true":
+            trained_ahead.add(name)
+    assert "gru" in trained_ahead and "simplernn" not in trained_ahead
+    assert not list((project / ".dvc/tmp/trained-ahead").glob("*"))
+    # What a stage compares to predict which stages DVC will run is what DVC recorded: after
+    # the run, no training stage looks as if DVC would run it again.
+    inputs = ahead._Inputs(ProjectFiles(project))
+    for name in MODELS:
+        assert inputs.recorded(name, 42) == inputs.now(name)
 
 
 def test_every_model_learns_better_than_chance(project):

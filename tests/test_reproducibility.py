@@ -7,12 +7,17 @@ kept here to compare with)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+import mlflow
+import psutil
 import pytest
 
+from imdb_sentiment import ahead
 from tests.conftest import (
     WARM_CALLER_MB,
     environment,
@@ -51,6 +56,10 @@ def project(tmp_path_factory) -> Path:
     return project
 
 
+def tracking_client(project: Path) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
 def run_stage(project: Path, stage: str, seed: int, env: dict[str, str]) -> float:
     """Runs one stage of gru as DVC does; returns the peak memory of the process it started."""
     code, output, peak_mb = run_with_peak_memory(
@@ -72,11 +81,16 @@ def train_and_evaluate(project: Path, seed: int, env: dict[str, str]) -> dict[st
     return {output: (project / output.format(seed=seed)).read_bytes() for output in OUTPUTS}
 
 
-def test_a_cold_rerun_and_a_warm_rerun_write_the_same_bytes(project, servers):
-    cold = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
-    # A cold stage starts no server: this one does, and runs cold itself.
+def start_warm_interpreter(project: Path, servers: dict[str, str]) -> None:
+    # A stage that finds no warm interpreter starts one, and runs cold itself.
     run(["python", "-m", "stages.evaluate", "gru", "42"], project, env=servers)
     wait_for_warm_interpreter(servers["TMPDIR"])
+
+
+def test_a_cold_rerun_and_a_warm_rerun_write_the_same_bytes(project, servers):
+    cold = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
+    # A cold stage starts no server.
+    start_warm_interpreter(project, servers)
     cold_again = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
     warm = train_and_evaluate(project, 42, servers)
     for output, content in cold.items():
@@ -85,12 +99,66 @@ def test_a_cold_rerun_and_a_warm_rerun_write_the_same_bytes(project, servers):
 
 
 def test_a_seed_beside_other_seeds_writes_what_it_writes_alone(project, servers):
-    alone = train_and_evaluate(project, 42, {**servers, "PREFORK": "0"})
+    alone = {
+        seed: train_and_evaluate(project, seed, {**servers, "PREFORK": "0"}) for seed in (42, 7)
+    }
+    # Not in dvc.lock: DVC's stage for seed 42, in a warm fork, trains seed 7 ahead, beside
+    # it, and the stage for seed 7 takes that training (imdb_sentiment/ahead.py).
+    (project / "dvc.lock").unlink(missing_ok=True)
+    start_warm_interpreter(project, servers)
     stages = ["train@gru-42", "train@gru-7", "evaluate@gru-42", "evaluate@gru-7"]
     run(["dvc", "repro", "--force", "--single-item", *stages], project, env=servers)
-    for output, content in alone.items():
-        beside = (project / output.format(seed=42)).read_bytes()
-        assert beside == content, f"{output} differs when seed 7 is trained in the same run"
+    for seed in (42, 7):
+        timing = json.loads((project / f"models/gru/seed-{seed}/training_time.json").read_text())
+        assert timing["trained_beside_another"] == 1, f"seed {seed} trained alone"
+        for output, content in alone[seed].items():
+            beside = (project / output.format(seed=seed)).read_bytes()
+            assert beside == content, f"{output} differs when seeds 42 and 7 train side by side"
+    run_of_7 = json.loads((project / "models/gru/seed-7/mlflow_run.json").read_text())["run_id"]
+    recorded = tracking_client(project).get_run(run_of_7)
+    assert recorded.data.tags["trained_ahead"] == "true"
+    assert recorded.data.tags["dvc_stage"] == "train@gru-7"
+    assert recorded.info.status == "FINISHED"
+    assert recorded.data.metrics["val_accuracy"] >= 0  # Its epochs were recorded.
+
+
+def ahead_workers(project: Path) -> list[psutil.Process]:
+    """The processes training ahead in ``project``."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "cwd"]):
+        if ahead.WORKER_FLAG in (process.info["cmdline"] or []) and process.info["cwd"] == str(
+            project
+        ):
+            found.append(process)
+    return found
+
+
+def test_a_training_ahead_that_dvc_does_not_reach_ends_with_dvc_and_leaves_no_output(
+    project, servers
+):
+    set_params(project, {"train": {"seeds": [42, 7, 8]}})
+    start_warm_interpreter(project, servers)
+    try:
+        # DVC runs one stage; the next one it would run (gru-7 or gru-8, whichever dvc.lock
+        # does not have) starts training ahead, and must end with DVC.
+        run(["dvc", "repro", "--force", "--single-item", "train@gru-42"], project, env=servers)
+        deadline = time.monotonic() + 60
+        while ahead_workers(project):
+            assert time.monotonic() < deadline, "a training ahead outlived DVC"
+            time.sleep(0.5)
+    finally:
+        set_params(project, {"train": {"seeds": [42, 7]}})
+    client = tracking_client(project)
+    experiment = client.get_experiment_by_name("imdb-rnn-comparison")
+    for recorded in client.search_runs(
+        [experiment.experiment_id], filter_string="tags.trained_ahead = 'true'"
+    ):
+        seed = recorded.data.tags["seed"]
+        link = project / f"models/gru/seed-{seed}/mlflow_run.json"
+        if link.exists() and json.loads(link.read_text())["run_id"] == recorded.info.run_id:
+            continue  # Taken by its stage in an earlier test.
+        assert recorded.info.status == "KILLED", recorded.data.tags
+    assert not (project / "models/gru/seed-8").exists()
 
 
 def test_another_seed_trains_another_model(project, servers):
