@@ -4,7 +4,8 @@ DVC runs one stage at a time, and one training keeps only part of a 2-core machi
 trainings at once finished 1.2-1.3x sooner than one after the other, over ten seeds of every
 model (docs/performance.md). So a training stage that DVC runs starts, as a worker process of
 its own, the next training stage that DVC will run (dvc.yaml's order: models, then seeds; among
-the stages whose inputs differ from what dvc.lock records or whose outputs are missing). When
+the stages whose inputs differ from what dvc.lock records or whose outputs are missing, and
+that DVC's run-cache cannot restore). When
 DVC reaches that stage, the stage finds its training done or under way: it starts the next one
 in turn, waits for its own, and moves its outputs into place. So two trainings run at any time,
 each with TensorFlow's default threads (two at once took about 5% longer than with one thread
@@ -16,14 +17,18 @@ What keeps DVC's semantics and the results:
   declares them. Otherwise it trains itself.
 - The worker records the training in an MLflow run as the stage would (the stage's tags, its
   per-epoch metrics, system metrics, the model), tagged ``trained_ahead``, and holds the run
-  open until its stage takes the outputs. If DVC ends first (Ctrl-C, a failure, a run of some
-  stages only), the worker ends with it, its run KILLED, and nothing of it reaches the project.
+  open until its stage takes the outputs. If DVC ends first (Ctrl-C, a failure), the worker
+  ends with it, its run KILLED, and nothing of it reaches the project.
 - A training's results do not depend on what runs beside it (tests/test_reproducibility.py);
   its time does, and ``trained_beside_another`` in its time's record says so.
 
-Only under DVC, from a warm fork (a stage that starts cold is starting the warm interpreter,
-and a worker beside it would start cold too), on one machine, with op determinism and the fused
-kernels. ``TRAIN_AHEAD=0`` turns it off.
+Only when DVC runs every stage that changed, in the project: ``dvc repro`` or ``dvc exp run``
+with no targets, no ``-s`` and no queue (:func:`whole_pipeline_run`). Under any other command
+DVC may not reach the stage trained ahead, which would then train for nothing beside the stages
+DVC does run. A stage that DVC will restore from its run-cache is not trained ahead either.
+Only from a warm fork (a stage that starts cold is starting the warm interpreter, and a worker
+beside it would start cold too), on one machine, with op determinism and the fused kernels.
+``TRAIN_AHEAD=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -55,6 +60,17 @@ logger = logging.getLogger(__name__)
 # process whose end ends it (DVC's).
 WORKER_FLAG = "--ahead-of"
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "fish", "ksh"})
+# The flags of `dvc repro` and `dvc exp run` that keep a run of every stage that changed; any
+# other word (a target, -s, --queue, --dry, ...) may leave some out.
+_WHOLE_RUN_FLAGS = frozenset(
+    {
+        "-f", "--force", "--pull", "--allow-missing", "-k", "--keep-going", "--ignore-errors",
+        "--no-run-cache", "--no-commit", "-q", "--quiet", "-v", "-vv", "--verbose",
+    }
+)  # fmt: skip
+_EXP_RUN_VALUED_FLAGS = frozenset({"-S", "--set-param", "-n", "--name", "-m", "--message"})
+# Flags under which DVC does not restore a stage from its run-cache.
+_NO_RUN_CACHE_FLAGS = frozenset({"-f", "--force", "--no-run-cache"})
 _POLL_SECONDS = 0.2
 # After a stage takes the outputs, how long the worker may take to end its MLflow run.
 _END_SECONDS = 120
@@ -105,6 +121,42 @@ def _dvc_pid() -> int:
     return process.pid if process is not None else os.getppid()
 
 
+@dataclass(frozen=True)
+class DvcRun:
+    """What DVC's command line says about the training stages it will run."""
+
+    every_changed_stage: bool
+    restores_from_run_cache: bool
+
+
+def whole_pipeline_run(command_line: list[str]) -> DvcRun:
+    """Whether ``command_line`` (DVC's) runs every stage that changed, in the project, and
+    whether it restores stages from its run-cache."""
+    at = next((i for i, word in enumerate(command_line) if Path(word).name == "dvc"), None)
+    if at is None:
+        return DvcRun(every_changed_stage=False, restores_from_run_cache=False)
+    words = command_line[at + 1 :]
+    if words[:1] == ["repro"]:
+        words, valued = words[1:], frozenset[str]()
+    elif words[:2] == ["exp", "run"]:
+        words, valued = words[2:], _EXP_RUN_VALUED_FLAGS
+    else:
+        return DvcRun(every_changed_stage=False, restores_from_run_cache=False)
+    flags, every_changed_stage, skip_value = set(), True, False
+    for word in words:
+        if skip_value:
+            skip_value = False
+            continue
+        flag, equals, _ = word.partition("=")
+        if flag in valued:
+            skip_value = not equals
+        elif flag in _WHOLE_RUN_FLAGS:
+            flags.add(flag)
+        else:
+            every_changed_stage = False
+    return DvcRun(every_changed_stage, restores_from_run_cache=not flags & _NO_RUN_CACHE_FLAGS)
+
+
 def _interpolate(text: str, name: str, seed: int | None = None) -> str:
     """``text`` of dvc.yaml's train stage for model ``name`` (and ``seed``)."""
     text = text.replace("${item.model}", name)
@@ -147,20 +199,47 @@ class _Inputs:
             "params": {key: _lookup(self.params, key) for key in keys},
         }
 
-    def will_run(self, name: str, seed: int) -> bool:
+    def will_run(self, name: str, seed: int, restores_from_run_cache: bool) -> bool:
         """Whether DVC will run this training stage: its inputs differ from what dvc.lock
-        records, or an output is missing (a fresh clone, `dvc remove`). Not DVC's run-cache:
-        a stage it would restore counts as one it runs."""
-        if self.recorded(name, seed) != self.now(name):
-            return True
-        declared = [
-            next(iter(entry)) if isinstance(entry, dict) else entry
+        records, or an output is missing (a fresh clone, `dvc remove`), and (when DVC uses
+        its run-cache) the run-cache holds no run with these inputs to restore instead."""
+        changed = self.recorded(name, seed) != self.now(name) or not all(
+            (self.project.root / path).exists() for path in self._outputs(name, seed)
+        )
+        return changed and not (restores_from_run_cache and self._in_run_cache(name, seed))
+
+    def _outputs(self, name: str, seed: int) -> list[str]:
+        return [
+            _interpolate(next(iter(entry)) if isinstance(entry, dict) else entry, name, seed)
             for kind in ("outs", "metrics", "plots")
             for entry in self.declared.get(kind, [])
         ]
-        return not all(
-            (self.project.root / _interpolate(path, name, seed)).exists() for path in declared
-        )
+
+    def _in_run_cache(self, name: str, seed: int) -> bool:
+        """Whether DVC's run-cache holds a run of this stage with its inputs now. Its key is
+        DVC's (dvc/stage/cache.py): the sha256 of the stage's dvc.lock entry, outputs by path
+        only, which tests/test_pipeline.py checks against DVC's own run-cache."""
+        from dvc.config import Config
+        from dvc.repo import Repo
+        from dvc.utils import dict_sha256
+
+        now = self.now(name)
+        if None in now["deps"].values():
+            return False  # DVC runs a stage whose dependency is missing (and fails).
+        entry = {
+            "cmd": _interpolate(self.declared["cmd"], name, seed),
+            "deps": [
+                {"path": path, "hash": "md5", "md5": now["deps"][path]}
+                for path in sorted(now["deps"])
+            ],
+            "params": {"params.yaml": now["params"]},
+            "outs": sorted(self._outputs(name, seed)),
+        }
+        key = dict_sha256(entry)
+        dvc_dir = Repo.find_dvc_dir(str(self.project.root))
+        cache_dir = Config(dvc_dir=dvc_dir)["cache"].get("dir")
+        runs = Path(cache_dir or Path(dvc_dir) / "cache") / "runs"
+        return (runs / key[:2] / key).is_dir()
 
     def recorded(self, name: str, seed: int) -> dict | None:
         entry = self.lock.get("stages", {}).get(stage_name(name, seed))
@@ -258,8 +337,15 @@ def _start_next(
     order = [(name, seed) for name in all_params.models for seed in all_params.train.seeds]
     if (after.name, after.seed) not in order:
         return False
+    dvc_pid = _dvc_pid()
+    try:
+        dvc = whole_pipeline_run(psutil.Process(dvc_pid).cmdline())
+    except psutil.Error:
+        return False
+    if not dvc.every_changed_stage:
+        return False
     for name, seed in order[order.index((after.name, after.seed)) + 1 :]:
-        if not inputs.will_run(name, seed):
+        if not inputs.will_run(name, seed, dvc.restores_from_run_cache):
             continue
         now = inputs.now(name)
         if not _may_train_beside(all_params.model(name, seed)):
@@ -268,17 +354,19 @@ def _start_next(
         if stash.in_flight_with(now):
             return True
         stash.discard()
-        _start_worker(project, stash, name, seed, now)
+        _start_worker(project, stash, name, seed, now, dvc_pid)
         return True
     return False
 
 
-def _start_worker(project: ProjectFiles, stash: _Stash, name: str, seed: int, inputs: dict):
+def _start_worker(
+    project: ProjectFiles, stash: _Stash, name: str, seed: int, inputs: dict, dvc_pid: int
+) -> None:
     stash.folder.mkdir(parents=True)
     (stash.folder / _INPUTS).write_text(json.dumps(inputs, sort_keys=True))
     with (stash.folder / _LOG).open("w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "stages.train", name, str(seed), WORKER_FLAG, str(_dvc_pid())],
+            [sys.executable, "-m", "stages.train", name, str(seed), WORKER_FLAG, str(dvc_pid)],
             cwd=project.root,
             env={**os.environ, "DVC_STAGE": stage_name(name, seed)},
             stdin=subprocess.DEVNULL,

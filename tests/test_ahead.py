@@ -132,16 +132,81 @@ def test_a_stage_counts_as_one_dvc_will_run_until_its_inputs_match_dvc_lock_and_
     }
     project.lock_file.write_text(yaml.safe_dump({"stages": {"train@gru-42": entry}}))
     # A fresh clone: dvc.lock is up to date, the outputs are not there.
-    assert ahead._Inputs(project).will_run("gru", 42)
+    assert ahead._Inputs(project).will_run("gru", 42, restores_from_run_cache=True)
     for output in test_dvc_yaml.declared_outputs("train", "gru", 42):
         target = project.root / output.relative_to(PROJECT_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("")
-    assert not ahead._Inputs(project).will_run("gru", 42)
+    assert not ahead._Inputs(project).will_run("gru", 42, restores_from_run_cache=True)
     # Another seed, another model's entry missing from dvc.lock, a changed param.
-    assert ahead._Inputs(project).will_run("gru", 7)
-    assert ahead._Inputs(project).will_run("lstm", 42)
+    assert ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=True)
+    assert ahead._Inputs(project).will_run("lstm", 42, restores_from_run_cache=True)
     params = yaml.safe_load(project.params_file.read_text())
     params["train"]["learning_rate"] = 0.5
     project.params_file.write_text(yaml.safe_dump(params))
-    assert ahead._Inputs(project).will_run("gru", 42)
+    assert ahead._Inputs(project).will_run("gru", 42, restores_from_run_cache=True)
+
+
+def test_a_stage_that_dvc_restores_from_its_run_cache_is_not_one_it_runs(tmp_path):
+    from dvc.stage.cache import _get_cache_hash
+
+    project = ProjectFiles(tmp_path)
+    (project.root / ".dvc").mkdir()
+    shutil.copy(PROJECT_ROOT / "dvc.yaml", project.pipeline_file)
+    project.params_file.write_text(yaml.safe_dump(tiny_params()))
+    inputs = ahead._Inputs(project)
+    for path in inputs.now("gru")["deps"]:
+        (project.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (project.root / path).write_text(f"the content of {path}")
+    now = ahead._Inputs(project).now("gru")
+    assert ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=True)
+    # DVC's run-cache entry for train@gru-7 run with these inputs, in dvc.lock's form (deps
+    # and outputs in path order), filed under DVC's own key.
+    entry = {
+        "cmd": "python -m stages.train gru 7",
+        "deps": [
+            {"path": path, "hash": "md5", "md5": now["deps"][path], "size": 20}
+            for path in sorted(now["deps"])
+        ],
+        "params": {"params.yaml": now["params"]},
+        "outs": [
+            {"path": str(path.relative_to(PROJECT_ROOT)), "hash": "md5", "md5": "0" * 32}
+            for path in sorted(test_dvc_yaml.declared_outputs("train", "gru", 7))
+        ],
+    }
+    key = _get_cache_hash(entry, key=True)
+    (project.root / ".dvc" / "cache" / "runs" / key[:2] / key).mkdir(parents=True)
+
+    assert not ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=True)
+    # `dvc repro -f` or `--no-run-cache` runs it anyway; another seed has no entry.
+    assert ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=False)
+    assert ahead._Inputs(project).will_run("gru", 8, restores_from_run_cache=True)
+
+
+@pytest.mark.parametrize(
+    ("command_line", "every_changed_stage", "restores_from_run_cache"),
+    [
+        (["/venv/bin/python3", "/venv/bin/dvc", "repro"], True, True),
+        (["dvc", "repro", "--pull", "-k"], True, True),
+        (["python", "-m", "dvc", "repro", "-f"], True, False),
+        (["dvc", "repro", "--no-run-cache"], True, False),
+        (["dvc", "exp", "run", "-S", "models.lstm.units=128", "-n", "wide"], True, True),
+        (["dvc", "exp", "run", "--set-param=train.seeds=[1,2]"], True, True),
+        # Some stages only, or not in the project: DVC may not reach a stage trained ahead.
+        (["dvc", "repro", "train@lstm-42"], False, True),
+        (["dvc", "repro", "-s", "train@lstm-42"], False, True),
+        (["dvc", "repro", "--dry"], False, True),
+        (["dvc", "exp", "run", "--queue", "-S", "train.units=8"], False, True),
+        (["dvc", "exp", "run", "--temp"], False, True),
+        (["dvc", "exp", "exec-run", "--infofile", "x.run"], False, False),
+        (["dvc", "queue", "start"], False, False),
+        (["python", "-c", "import subprocess"], False, False),
+    ],
+)
+def test_only_a_dvc_command_that_runs_every_changed_stage_trains_ahead(
+    command_line, every_changed_stage, restores_from_run_cache
+):
+    dvc = ahead.whole_pipeline_run(command_line)
+    assert dvc.every_changed_stage == every_changed_stage
+    if every_changed_stage:
+        assert dvc.restores_from_run_cache == restores_from_run_cache

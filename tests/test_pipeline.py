@@ -155,9 +155,11 @@ def test_each_training_after_the_first_trained_ahead_beside_the_one_before(proje
     assert not list((project / ".dvc/tmp/trained-ahead").glob("*"))
     # What a stage compares to predict which stages DVC will run is what DVC recorded: after
     # the run, no training stage looks as if DVC would run it again.
+    # And the run-cache key it computes is DVC's: every training stage that ran is in it.
     inputs = ahead._Inputs(ProjectFiles(project))
     for name in MODELS:
         assert inputs.recorded(name, 42) == inputs.now(name)
+        assert inputs._in_run_cache(name, 42)
 
 
 def test_every_model_learns_better_than_chance(project):

@@ -46,7 +46,7 @@ def test_pipeline_and_parallel_experiments_log_to_a_shared_server_on_postgresql(
             # Three models from `dvc repro`, one GRU from each queued experiment.
             assert sorted(r.data.tags["model_name"] for r in train_runs) == sorted(
                 [*MODELS, "gru", "gru"]
-            )
+            ), [(r.data.tags, r.info.status, r.info.start_time) for r in train_runs]
             for train_run in train_runs:
                 assert train_run.info.status == "FINISHED"
                 assert {"val_loss", "test_accuracy", "test_roc_auc"} <= set(train_run.data.metrics)
