@@ -23,7 +23,7 @@ What keeps DVC's semantics and the results:
   its time does, and ``trained_beside_another`` in its time's record says so.
 
 Only when DVC runs every stage that changed, in the project: ``dvc repro`` or ``dvc exp run``
-with no targets, no ``-s`` and no queue (:func:`whole_pipeline_run`). Under any other command
+with no targets, no ``-s`` and no queue (:func:`dvc_run`). Under any other command
 DVC may not reach the stage trained ahead, which would then train for nothing beside the stages
 DVC does run. A stage that DVC will restore from its run-cache is not trained ahead either.
 Only from a warm fork (a stage that starts cold is starting the warm interpreter, and a worker
@@ -125,36 +125,42 @@ def _dvc_pid() -> int:
 class DvcRun:
     """What DVC's command line says about the training stages it will run."""
 
-    every_changed_stage: bool
-    restores_from_run_cache: bool
+    # Every stage whose inputs changed, in the project (not some stages, not a queue's copy).
+    whole_pipeline: bool = False
+    # ``-f``: every stage, changed or not, and none restored from the run-cache.
+    forced: bool = False
+    restores_from_run_cache: bool = True
 
 
-def whole_pipeline_run(command_line: list[str]) -> DvcRun:
-    """Whether ``command_line`` (DVC's) runs every stage that changed, in the project, and
-    whether it restores stages from its run-cache."""
+def dvc_run(command_line: list[str]) -> DvcRun:
+    """What DVC's ``command_line`` will run (:class:`DvcRun`)."""
     at = next((i for i, word in enumerate(command_line) if Path(word).name == "dvc"), None)
     if at is None:
-        return DvcRun(every_changed_stage=False, restores_from_run_cache=False)
+        return DvcRun()
     words = command_line[at + 1 :]
     if words[:1] == ["repro"]:
         words, valued = words[1:], frozenset[str]()
     elif words[:2] == ["exp", "run"]:
         words, valued = words[2:], _EXP_RUN_VALUED_FLAGS
     else:
-        return DvcRun(every_changed_stage=False, restores_from_run_cache=False)
-    flags, every_changed_stage, skip_value = set(), True, False
+        return DvcRun()
+    flags: set[str] = set()
+    skip_value = False
     for word in words:
+        flag, equals, _ = word.partition("=")
         if skip_value:
             skip_value = False
-            continue
-        flag, equals, _ = word.partition("=")
-        if flag in valued:
+        elif flag in valued:
             skip_value = not equals
         elif flag in _WHOLE_RUN_FLAGS:
             flags.add(flag)
         else:
-            every_changed_stage = False
-    return DvcRun(every_changed_stage, restores_from_run_cache=not flags & _NO_RUN_CACHE_FLAGS)
+            return DvcRun()
+    return DvcRun(
+        whole_pipeline=True,
+        forced=bool(flags & {"-f", "--force"}),
+        restores_from_run_cache=not flags & _NO_RUN_CACHE_FLAGS,
+    )
 
 
 def _interpolate(text: str, name: str, seed: int | None = None) -> str:
@@ -199,14 +205,16 @@ class _Inputs:
             "params": {key: _lookup(self.params, key) for key in keys},
         }
 
-    def will_run(self, name: str, seed: int, restores_from_run_cache: bool) -> bool:
-        """Whether DVC will run this training stage: its inputs differ from what dvc.lock
-        records, or an output is missing (a fresh clone, `dvc remove`), and (when DVC uses
-        its run-cache) the run-cache holds no run with these inputs to restore instead."""
+    def will_run(self, name: str, seed: int, dvc: DvcRun) -> bool:
+        """Whether ``dvc`` will run this training stage: it is forced, or its inputs differ
+        from what dvc.lock records or an output is missing (a fresh clone, `dvc remove`), and
+        DVC's run-cache holds no run with these inputs that DVC would restore instead."""
+        if dvc.forced:
+            return True
         changed = self.recorded(name, seed) != self.now(name) or not all(
             (self.project.root / path).exists() for path in self._outputs(name, seed)
         )
-        return changed and not (restores_from_run_cache and self._in_run_cache(name, seed))
+        return changed and not (dvc.restores_from_run_cache and self._in_run_cache(name, seed))
 
     def _outputs(self, name: str, seed: int) -> list[str]:
         return [
@@ -339,13 +347,13 @@ def _start_next(
         return False
     dvc_pid = _dvc_pid()
     try:
-        dvc = whole_pipeline_run(psutil.Process(dvc_pid).cmdline())
+        dvc = dvc_run(psutil.Process(dvc_pid).cmdline())
     except psutil.Error:
         return False
-    if not dvc.every_changed_stage:
+    if not dvc.whole_pipeline:
         return False
     for name, seed in order[order.index((after.name, after.seed)) + 1 :]:
-        if not inputs.will_run(name, seed, dvc.restores_from_run_cache):
+        if not inputs.will_run(name, seed, dvc):
             continue
         now = inputs.now(name)
         if not _may_train_beside(all_params.model(name, seed)):

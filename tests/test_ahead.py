@@ -20,6 +20,12 @@ from imdb_sentiment.paths import ProjectFiles
 from tests import test_dvc_yaml
 from tests.conftest import PROJECT_ROOT, tiny_params
 
+# What DVC's command line says it will run: `dvc repro`; `-f`; `--no-run-cache`; `-s <stage>`.
+WHOLE = ahead.DvcRun(whole_pipeline=True)
+FORCED = ahead.DvcRun(whole_pipeline=True, forced=True, restores_from_run_cache=False)
+NO_RUN_CACHE = ahead.DvcRun(whole_pipeline=True, restores_from_run_cache=False)
+SOME = ahead.DvcRun()
+
 # A stand-in worker: marks its training done, waits for the stage to take it, then notes that
 # it went on to the end (where a worker ends its MLflow run).
 WAITS_FOR_THE_CLAIM = """
@@ -132,19 +138,20 @@ def test_a_stage_counts_as_one_dvc_will_run_until_its_inputs_match_dvc_lock_and_
     }
     project.lock_file.write_text(yaml.safe_dump({"stages": {"train@gru-42": entry}}))
     # A fresh clone: dvc.lock is up to date, the outputs are not there.
-    assert ahead._Inputs(project).will_run("gru", 42, restores_from_run_cache=True)
+    assert ahead._Inputs(project).will_run("gru", 42, WHOLE)
     for output in test_dvc_yaml.declared_outputs("train", "gru", 42):
         target = project.root / output.relative_to(PROJECT_ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("")
-    assert not ahead._Inputs(project).will_run("gru", 42, restores_from_run_cache=True)
+    assert not ahead._Inputs(project).will_run("gru", 42, WHOLE)
+    assert ahead._Inputs(project).will_run("gru", 42, FORCED)
     # Another seed, another model's entry missing from dvc.lock, a changed param.
-    assert ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=True)
-    assert ahead._Inputs(project).will_run("lstm", 42, restores_from_run_cache=True)
+    assert ahead._Inputs(project).will_run("gru", 7, WHOLE)
+    assert ahead._Inputs(project).will_run("lstm", 42, WHOLE)
     params = yaml.safe_load(project.params_file.read_text())
     params["train"]["learning_rate"] = 0.5
     project.params_file.write_text(yaml.safe_dump(params))
-    assert ahead._Inputs(project).will_run("gru", 42, restores_from_run_cache=True)
+    assert ahead._Inputs(project).will_run("gru", 42, WHOLE)
 
 
 def test_a_stage_that_dvc_restores_from_its_run_cache_is_not_one_it_runs(tmp_path):
@@ -159,7 +166,7 @@ def test_a_stage_that_dvc_restores_from_its_run_cache_is_not_one_it_runs(tmp_pat
         (project.root / path).parent.mkdir(parents=True, exist_ok=True)
         (project.root / path).write_text(f"the content of {path}")
     now = ahead._Inputs(project).now("gru")
-    assert ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=True)
+    assert ahead._Inputs(project).will_run("gru", 7, WHOLE)
     # DVC's run-cache entry for train@gru-7 run with these inputs, in dvc.lock's form (deps
     # and outputs in path order), filed under DVC's own key.
     entry = {
@@ -177,36 +184,32 @@ def test_a_stage_that_dvc_restores_from_its_run_cache_is_not_one_it_runs(tmp_pat
     key = _get_cache_hash(entry, key=True)
     (project.root / ".dvc" / "cache" / "runs" / key[:2] / key).mkdir(parents=True)
 
-    assert not ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=True)
-    # `dvc repro -f` or `--no-run-cache` runs it anyway; another seed has no entry.
-    assert ahead._Inputs(project).will_run("gru", 7, restores_from_run_cache=False)
-    assert ahead._Inputs(project).will_run("gru", 8, restores_from_run_cache=True)
+    assert not ahead._Inputs(project).will_run("gru", 7, WHOLE)
+    # `dvc repro --no-run-cache` or `-f` runs it anyway; another seed has no entry.
+    assert ahead._Inputs(project).will_run("gru", 7, NO_RUN_CACHE)
+    assert ahead._Inputs(project).will_run("gru", 7, FORCED)
+    assert ahead._Inputs(project).will_run("gru", 8, WHOLE)
 
 
 @pytest.mark.parametrize(
-    ("command_line", "every_changed_stage", "restores_from_run_cache"),
+    ("command_line", "expected"),
     [
-        (["/venv/bin/python3", "/venv/bin/dvc", "repro"], True, True),
-        (["dvc", "repro", "--pull", "-k"], True, True),
-        (["python", "-m", "dvc", "repro", "-f"], True, False),
-        (["dvc", "repro", "--no-run-cache"], True, False),
-        (["dvc", "exp", "run", "-S", "models.lstm.units=128", "-n", "wide"], True, True),
-        (["dvc", "exp", "run", "--set-param=train.seeds=[1,2]"], True, True),
+        (["/venv/bin/python3", "/venv/bin/dvc", "repro"], WHOLE),
+        (["dvc", "repro", "--pull", "-k"], WHOLE),
+        (["python", "-m", "dvc", "repro", "-f"], FORCED),
+        (["dvc", "repro", "--no-run-cache"], NO_RUN_CACHE),
+        (["dvc", "exp", "run", "-S", "models.lstm.units=128", "-n", "wide"], WHOLE),
+        (["dvc", "exp", "run", "--set-param=train.seeds=[1,2]", "--force"], FORCED),
         # Some stages only, or not in the project: DVC may not reach a stage trained ahead.
-        (["dvc", "repro", "train@lstm-42"], False, True),
-        (["dvc", "repro", "-s", "train@lstm-42"], False, True),
-        (["dvc", "repro", "--dry"], False, True),
-        (["dvc", "exp", "run", "--queue", "-S", "train.units=8"], False, True),
-        (["dvc", "exp", "run", "--temp"], False, True),
-        (["dvc", "exp", "exec-run", "--infofile", "x.run"], False, False),
-        (["dvc", "queue", "start"], False, False),
-        (["python", "-c", "import subprocess"], False, False),
+        (["dvc", "repro", "train@lstm-42"], SOME),
+        (["dvc", "repro", "-s", "train@lstm-42"], SOME),
+        (["dvc", "repro", "--dry"], SOME),
+        (["dvc", "exp", "run", "--queue", "-S", "train.units=8"], SOME),
+        (["dvc", "exp", "run", "--temp"], SOME),
+        (["dvc", "exp", "exec-run", "--infofile", "x.run"], SOME),
+        (["dvc", "queue", "start"], SOME),
+        (["python", "-c", "import subprocess"], SOME),
     ],
 )
-def test_only_a_dvc_command_that_runs_every_changed_stage_trains_ahead(
-    command_line, every_changed_stage, restores_from_run_cache
-):
-    dvc = ahead.whole_pipeline_run(command_line)
-    assert dvc.every_changed_stage == every_changed_stage
-    if every_changed_stage:
-        assert dvc.restores_from_run_cache == restores_from_run_cache
+def test_only_a_dvc_command_that_runs_every_changed_stage_trains_ahead(command_line, expected):
+    assert ahead.dvc_run(command_line) == expected
