@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -141,3 +142,44 @@ def test_a_dataset_names_the_dvc_hash_and_commit_that_fetch_its_file_again(tmp_p
     }
     data.write_bytes(b"other reviews")  # Prepared anew, not committed yet.
     assert provenance.data_tags(data)["dvc_lock_at_commit"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("answer", "logged_once_more"),
+    [
+        # What MLflow's server (PostgreSQL) answered when two trainings logged the same
+        # dataset at the same moment: the dataset was there by the time this run inserted it.
+        (
+            "BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique "
+            'constraint "dataset_pk"',
+            True,
+        ),
+        ("RESOURCE_DOES_NOT_EXIST: Run 'abc' not found", False),
+    ],
+)
+def test_a_dataset_logged_by_another_run_at_the_same_moment_is_logged_once_more(
+    client, tmp_path, monkeypatch, answer, logged_once_more
+):
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    from imdb_sentiment.dataset import EncodedSplit
+    from imdb_sentiment.tracking import records
+
+    monkeypatch.setattr(records, "data_tags", lambda path: {"dvc_path": path.name})
+    log_input, answers = mlflow.log_input, [answer]
+
+    def racing(*args, **kwargs):
+        if answers:
+            raise MlflowException(answers.pop())
+        return log_input(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_input", racing)
+    split = EncodedSplit(np.arange(2), np.ones((2, 3), dtype=np.int32), np.array([0, 1]))
+    raised = contextlib.nullcontext() if logged_once_more else pytest.raises(store.TrackingError)
+    with raised, store.run("test") as run:
+        records.log_dataset(split, tmp_path / "train.npz", "training")
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert [dataset.dataset.name for dataset in inputs] == (
+        ["imdb-training"] if logged_once_more else []
+    )

@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.numpy_dataset import NumpyDataset, from_numpy
+from mlflow.exceptions import MlflowException
 
 from imdb_sentiment import plots
 from imdb_sentiment.dataset import EncodedSplit
@@ -44,8 +45,23 @@ def log_dataset(split: EncodedSplit, path: Path, context: str) -> NumpyDataset:
     dataset = from_numpy(
         split.reviews, targets=split.labels, source=_local_source(path), name=f"imdb-{context}"
     )
-    mlflow.log_input(dataset, context=context, tags=data_tags(path))
+    tags = data_tags(path)
+    try:
+        mlflow.log_input(dataset, context=context, tags=tags)
+    except MlflowException as error:
+        # MLflow's SQL store looks the dataset up, then inserts it: two runs that log the same
+        # dataset at once (two trainings, parallel experiments) may both insert it, and the
+        # second breaks the datasets' unique key. The dataset is there by then; once more
+        # takes it.
+        if not _is_duplicate_key(error):
+            raise
+        mlflow.log_input(dataset, context=context, tags=tags)
     return dataset
+
+
+def _is_duplicate_key(error: MlflowException) -> bool:
+    message = str(error).lower()
+    return "unique" in message or "duplicate" in message
 
 
 def _local_source(path: Path):
