@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import gc
 import importlib
 import io
@@ -99,6 +100,14 @@ def _run_command(connection: socket.socket, request: dict, descriptors: list[int
 
 
 def serve(path: Path, idle_seconds: float, preload: list[str]) -> None:
+    # One server per socket: every command that finds none starts one, and commands that come
+    # while it imports (8-10 s for TensorFlow) found none too. The first holds the lock; the
+    # others leave before importing anything (each would hold 700 MB until idle).
+    lock = path.with_name(f"{path.name}.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return
     for name in preload:
         importlib.import_module(name)
     # What the imports made lives as long as the server: frozen, the forks' garbage collections
@@ -132,6 +141,7 @@ def serve(path: Path, idle_seconds: float, preload: list[str]) -> None:
                 continue
             if os.fork() == 0:
                 listener.close()
+                lock.close()  # The lock stays the server's, however long the command runs.
                 _run_command(connection, request, descriptors)
             connection.close()
             for descriptor in descriptors:

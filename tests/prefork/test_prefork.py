@@ -232,3 +232,31 @@ def test_another_version_of_prefork_gets_a_server_of_its_own(command):
     other_path = os.pathsep.join([str(other), str(command.cwd)])
     assert shown(command(PYTHONPATH=other_path))["warm"] is False
     assert shown(command())["warm"] is True
+
+
+def test_a_second_server_for_the_same_socket_leaves_before_importing(command):
+    # Commands that find no server while the first one still imports each start one.
+    path = command.sockets / "server.sock"
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "prefork.server", str(path), "120", "json"],
+            env=command.environment,
+        )
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 15  # Well before either is idle for long enough to leave.
+        while all(server.poll() is None for server in servers):
+            assert time.monotonic() < deadline, "both servers stayed"
+            time.sleep(0.1)
+        [left] = [server for server in servers if server.poll() is not None]
+        assert left.returncode == 0
+        [stayed] = [server for server in servers if server is not left]
+        while not path.exists():
+            assert time.monotonic() < deadline, "the server that stayed does not serve"
+            time.sleep(0.1)
+        assert stayed.poll() is None
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.kill()
