@@ -7,6 +7,7 @@ import io
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -209,6 +210,23 @@ def set_params(project: Path, changes: dict) -> None:
     for section, values in changes.items():
         params[section].update(values)
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def start_interruptible(command: list[str], project: Path, env=None) -> subprocess.Popen:
+    """Starts ``command`` in ``project``, in a process group of its own to signal as Ctrl-C or
+    a job scheduler does; its output comes in ``.stdout``."""
+    return subprocess.Popen(
+        command,
+        cwd=project,
+        env=environment(**(env or {})),
+        start_new_session=True,
+        # A shell without job control (CI) starts background commands with SIGINT ignored,
+        # and children inherit that: give the command the Ctrl-C a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def make_project(folder: Path) -> Path:

@@ -12,7 +12,13 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.conftest import environment, make_project, run, run_queued_experiments, set_params
+from tests.conftest import (
+    make_project,
+    run,
+    run_queued_experiments,
+    set_params,
+    start_interruptible,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -52,18 +58,7 @@ def interrupt_training(project: Path, signal_number: int, changes: dict) -> subp
     set_params(project, changes)
     set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
     runs_before = len(runs_of(project, "lstm"))
-    repro = subprocess.Popen(
-        ["dvc", "repro", "-s", "train@lstm-42"],
-        cwd=project,
-        env=environment(),
-        start_new_session=True,
-        # A shell without job control (CI) starts background commands with SIGINT ignored,
-        # and children inherit that: give the pipeline the Ctrl-C a terminal would.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    repro = start_interruptible(["dvc", "repro", "-s", "train@lstm-42"], project)
     deadline = time.monotonic() + 120
     while True:
         assert time.monotonic() < deadline, "training did not start"

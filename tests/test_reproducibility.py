@@ -27,6 +27,7 @@ from tests.conftest import (
     run,
     run_with_peak_memory,
     set_params,
+    start_interruptible,
     wait_for_warm_interpreter,
 )
 
@@ -153,18 +154,7 @@ def test_a_training_ahead_that_dvc_does_not_reach_ends_with_dvc_and_leaves_no_ou
     set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
     start_warm_interpreter(project, servers)
     try:
-        repro = subprocess.Popen(
-            ["dvc", "repro"],
-            cwd=project,
-            env=environment(**servers),
-            start_new_session=True,
-            # Ctrl-C as a terminal gives it (a shell without job control ignores SIGINT in
-            # background commands, and children inherit that).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        repro = start_interruptible(["dvc", "repro"], project, env=servers)
         # The first training stage starts the next one ahead; once that one's MLflow run is
         # open, Ctrl-C stops DVC before it reaches its stage: the training ahead must end
         # with DVC, and its run KILLED.
