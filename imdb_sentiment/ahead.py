@@ -5,9 +5,9 @@ trainings at once finished 1.2-1.3x sooner than one after the other, over ten se
 model (docs/performance.md). So a training stage that DVC runs starts, as a worker process of
 its own, the next training stage that DVC will run (dvc.yaml's order: models, then seeds; among
 the stages whose inputs differ from what dvc.lock records or whose outputs are missing, and
-that DVC's run-cache cannot restore). When
-DVC reaches that stage, the stage finds its training done or under way: it starts the next one
-in turn, waits for its own, and moves its outputs into place. So two trainings run at any time,
+that DVC's run-cache cannot restore). When DVC reaches that stage, the stage finds its training
+done or under way: it starts the next one in turn, waits for its own, and moves its outputs
+into place. So two trainings run at any time,
 each with TensorFlow's default threads (two at once took about 5% longer than with one thread
 each, and the last one runs alone at full speed), and every stage still writes its own outputs.
 
@@ -34,6 +34,7 @@ beside it would start cold too), on one machine, with op determinism and the fus
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -69,8 +70,9 @@ _WHOLE_RUN_FLAGS = frozenset(
     }
 )  # fmt: skip
 _EXP_RUN_VALUED_FLAGS = frozenset({"-S", "--set-param", "-n", "--name", "-m", "--message"})
+_FORCE_FLAGS = frozenset({"-f", "--force"})
 # Flags under which DVC does not restore a stage from its run-cache.
-_NO_RUN_CACHE_FLAGS = frozenset({"-f", "--force", "--no-run-cache"})
+_NO_RUN_CACHE_FLAGS = _FORCE_FLAGS | {"--no-run-cache"}
 _POLL_SECONDS = 0.2
 # After a stage takes the outputs, how long the worker may take to end its MLflow run.
 _END_SECONDS = 120
@@ -158,7 +160,7 @@ def dvc_run(command_line: list[str]) -> DvcRun:
             return DvcRun()
     return DvcRun(
         whole_pipeline=True,
-        forced=bool(flags & {"-f", "--force"}),
+        forced=bool(flags & _FORCE_FLAGS),
         restores_from_run_cache=not flags & _NO_RUN_CACHE_FLAGS,
     )
 
@@ -227,8 +229,6 @@ class _Inputs:
         """Whether DVC's run-cache holds a run of this stage with its inputs now. Its key is
         DVC's (dvc/stage/cache.py): the sha256 of the stage's dvc.lock entry, outputs by path
         only, which tests/test_pipeline.py checks against DVC's own run-cache."""
-        from dvc.config import Config
-        from dvc.repo import Repo
         from dvc.utils import dict_sha256
 
         now = self.now(name)
@@ -244,10 +244,17 @@ class _Inputs:
             "outs": sorted(self._outputs(name, seed)),
         }
         key = dict_sha256(entry)
+        return (self._run_cache_dir / key[:2] / key).is_dir()
+
+    @functools.cached_property
+    def _run_cache_dir(self) -> Path:
+        """Where DVC keeps its run-cache: its cache folder's ``runs``, as DVC's config says."""
+        from dvc.config import Config
+        from dvc.repo import Repo
+
         dvc_dir = Repo.find_dvc_dir(str(self.project.root))
         cache_dir = Config(dvc_dir=dvc_dir)["cache"].get("dir")
-        runs = Path(cache_dir or Path(dvc_dir) / "cache") / "runs"
-        return (runs / key[:2] / key).is_dir()
+        return Path(cache_dir or Path(dvc_dir) / "cache") / "runs"
 
     def recorded(self, name: str, seed: int) -> dict | None:
         entry = self.lock.get("stages", {}).get(stage_name(name, seed))
