@@ -213,22 +213,12 @@ def seeds_needed_sentence(correct: dict[str, np.ndarray], planning_seed_sd: floa
         if seeds > 1
         else float("nan")
     )
-    # Two runs per model give a pooled sd of one degree of freedom per model: with three models
-    # its 95% interval runs from about 0.6 to 3.7 times the estimate, too wide to plan with.
-    observed = seeds >= significance.MIN_SEEDS_FOR_VERDICT
-    seed_sd = measured_sd if observed else planning_seed_sd
-    # The review term of a difference shrinks as seeds are added (each review's score is
-    # averaged over more networks): measured on the seeds of a verdict it is an upper bound
-    # for more; measured on one or two networks per model it would bound nothing useful (on
-    # the default two-seed run it turned 64 seeds for half a point into 264), so it is left
-    # out, as the measured spread is.
     review_variances = [
         (correct[a].mean(axis=0) - correct[b].mean(axis=0)).var(ddof=1) / correct[a].shape[1]
         for a, b in combinations(correct, 2)
     ]
-    review_variance = float(np.mean(review_variances)) if observed and review_variances else 0.0
-    too_few = (seeds, measured_sd) if 1 < seeds < significance.MIN_SEEDS_FOR_VERDICT else None
-    return verdicts.seeds_needed_sentence(seed_sd, observed, review_variance, too_few)
+    review_variance = float(np.mean(review_variances)) if review_variances else 0.0
+    return verdicts.seeds_needed_sentence(seeds, measured_sd, planning_seed_sd, review_variance)
 
 
 def _mean_sd(mean: float, sd: float) -> str:

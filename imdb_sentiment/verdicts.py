@@ -145,28 +145,33 @@ PLANNED_DIFFERENCES = (0.02, 0.01, 0.005)
 
 
 def seeds_needed_sentence(
-    seed_sd: float,
-    observed: bool,
-    review_variance: float,
-    too_few: tuple[int, float] | None = None,
+    seeds: int, measured_sd: float, planning_sd: float, review_variance: float
 ) -> str:
     """How many seeds per recipe a verdict about a given difference would take.
 
     Args:
-        observed: ``seed_sd`` was measured here; else it is ``report.planning_seed_sd``.
-        too_few: With fewer seeds than a verdict needs but more than one, how many there were
-            and the sd they measured, to show beside the assumed one.
+        seeds: Seeds per model behind ``measured_sd`` and ``review_variance``.
+        measured_sd: The sd of test accuracy over seeds, pooled over the models (nan with one).
+        planning_sd: ``report.planning_seed_sd``, used with fewer seeds than a verdict needs.
+        review_variance: The variance that the shared test reviews add to a difference.
     """
-    if observed:
-        where = "observed here, pooled over the models"
-    elif too_few is not None:
-        seeds, measured_sd = too_few
+    if seeds >= significance.MIN_SEEDS_FOR_VERDICT:
+        seed_sd, where = measured_sd, "observed here, pooled over the models"
+    else:
+        # Two runs per model give a pooled sd of one degree of freedom per model: with three
+        # models its 95% interval runs from about 0.6 to 3.7 times the estimate, too wide to
+        # plan with. The review term of a difference shrinks as seeds are added (each review's
+        # score is averaged over more networks): measured on the seeds of a verdict it is an
+        # upper bound for more; measured on one or two networks per model it would bound
+        # nothing useful (on the default two-seed run it turned 64 seeds for half a point into
+        # 264), so it is left out, as the measured spread is.
+        seed_sd, review_variance = planning_sd, 0.0
         where = (
             f"assumed: report.planning_seed_sd; {seeds} seeds per model measured "
             f"{100 * measured_sd:.2f}, too few to plan with"
+            if seeds > 1
+            else "assumed: report.planning_seed_sd, since one seed cannot measure it"
         )
-    else:
-        where = "assumed: report.planning_seed_sd, since one seed cannot measure it"
     counts = []
     for difference in PLANNED_DIFFERENCES:
         needed = significance.seeds_needed(difference, seed_sd, review_variance)
