@@ -1,5 +1,7 @@
 import contextlib
 import os
+import signal
+import time
 from pathlib import Path
 
 import mlflow
@@ -56,6 +58,23 @@ def test_a_run_interrupted_by_ctrl_c_ends_killed(client):
     with pytest.raises(KeyboardInterrupt), store.run("test"):
         raise KeyboardInterrupt
     assert status_of_only_run(client) == "KILLED"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_run_stopped_by_a_signal_ends_killed_whatever_error_the_interrupt_became(client, stop):
+    # TensorFlow's training step turned a SIGTERM's KeyboardInterrupt into "SystemError: ...
+    # bad argument to internal function" (the interrupt was raised inside its call back into
+    # Python); a C extension that swallows the interrupt and fails otherwise does the same.
+    with pytest.raises(KeyboardInterrupt, match=stop.name), store.run("test"):
+        try:
+            os.kill(os.getpid(), stop)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise SystemError("bad argument to internal function") from None
+    assert status_of_only_run(client) == "KILLED"
+    # The handlers are the process's own again once the run is closed.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_a_reopened_run_keeps_its_tags_and_ends_finished_again(client):

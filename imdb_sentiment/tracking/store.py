@@ -86,8 +86,14 @@ def _experiment_id(experiment_name: str) -> str:
         raise _store_problem(error, "finding the experiment", time.monotonic() - started) from error
 
 
+# The signal that stopped this process's run, if one did (set by the handler below).
+_stopped_by: str | None = None
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+    global _stopped_by
+    _stopped_by = signal.Signals(signum).name
+    raise KeyboardInterrupt(f"stopped by signal {_stopped_by}")
 
 
 def check_server(uri: str, timeout_seconds: float = 5.0) -> None:
@@ -191,6 +197,11 @@ def end_unrecorded_runs(experiment_id: str) -> list[str]:
     return [run.info.run_id for run in unrecorded]
 
 
+def _restore(handlers: dict) -> None:
+    for stop, handler in handlers.items():
+        signal.signal(stop, handler)
+
+
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
@@ -286,7 +297,12 @@ def run(
     end_orphaned_runs(experiment_id)
     if run_id is None:
         end_unrecorded_runs(experiment_id)
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    global _stopped_by
+    _stopped_by = None
+    previous_handlers = {
+        stop: signal.signal(stop, _raise_keyboard_interrupt)
+        for stop in (signal.SIGINT, signal.SIGTERM)
+    }
     started = time.monotonic()
     try:
         if system_metrics and not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
@@ -299,7 +315,7 @@ def run(
             log_system_metrics=system_metrics,
         )
     except Exception as error:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        _restore(previous_handlers)
         raise _store_problem(error, "starting a run", time.monotonic() - started) from error
     status = RunStatus.FAILED
     try:
@@ -309,6 +325,12 @@ def run(
         status = RunStatus.KILLED
         raise
     except Exception as error:
+        if _stopped_by is not None:
+            # The interrupt, raised inside a C extension's call back into Python, can come out
+            # of it as another error (TensorFlow's training step: "SystemError: ... bad
+            # argument to internal function"): the run was stopped all the same.
+            status = RunStatus.KILLED
+            raise KeyboardInterrupt(f"stopped by signal {_stopped_by}") from error
         if is_disk_full(error):
             raise disk_full_from(error, _store_file()) from error
         if not isinstance(error, MlflowException):
@@ -318,7 +340,7 @@ def run(
         raise TrackingError(f"MLflow failed ({uri}): {error.message}") from error
     finally:
         ended = _end_run(active_run.info.run_id, RunStatus.to_string(status))
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        _restore(previous_handlers)
         if ended:
             logger.info(
                 "MLflow run %s ended %s (%s)",
