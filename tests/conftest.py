@@ -204,6 +204,20 @@ def wait_for_warm_interpreter(folder: str) -> None:
         time.sleep(0.5)
 
 
+def start_warm_interpreter(project: Path, env: dict[str, str]) -> None:
+    """Starts the warm interpreter that stages run in ``project`` with ``env`` (which names a
+    TMPDIR of the caller's own) fork from, and waits until it listens. A stage that finds none
+    starts one and runs cold itself: this one fails on its model's name once its imports are
+    done, and writes nothing."""
+    run(
+        ["python", "-m", "stages.evaluate", "no_such_model", "42"],
+        project,
+        expect_failure=True,
+        env=env,
+    )
+    wait_for_warm_interpreter(env["TMPDIR"])
+
+
 def set_params(project: Path, changes: dict) -> None:
     params_file = project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())

@@ -18,6 +18,7 @@ from pathlib import Path
 import mlflow
 import psutil
 import pytest
+from filelock import FileLock
 
 from imdb_sentiment import ahead
 from tests.conftest import (
@@ -28,7 +29,7 @@ from tests.conftest import (
     run_with_peak_memory,
     set_params,
     start_interruptible,
-    wait_for_warm_interpreter,
+    start_warm_interpreter,
 )
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +61,13 @@ def project(tmp_path_factory) -> Path:
 
 
 def tracking_client(project: Path) -> mlflow.MlflowClient:
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    # A first use of a new store creates its tables: under the stages' lock, as they do, since
+    # this test reads the store while they start (else one of them may find the tables half
+    # made: "table ... already exists").
+    with FileLock(project / "mlflow.db.lock"):
+        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+        client.search_experiments()
+    return client
 
 
 def run_stage(project: Path, stage: str, seed: int, env: dict[str, str]) -> float:
@@ -82,12 +89,6 @@ def train_and_evaluate(project: Path, seed: int, env: dict[str, str]) -> dict[st
         else:
             assert peak_mb < WARM_CALLER_MB, f"{stage} ran in {peak_mb:.0f} MB: not warm"
     return {output: (project / output.format(seed=seed)).read_bytes() for output in OUTPUTS}
-
-
-def start_warm_interpreter(project: Path, servers: dict[str, str]) -> None:
-    # A stage that finds no warm interpreter starts one, and runs cold itself.
-    run(["python", "-m", "stages.evaluate", "gru", "42"], project, env=servers)
-    wait_for_warm_interpreter(servers["TMPDIR"])
 
 
 def test_a_cold_rerun_and_a_warm_rerun_write_the_same_bytes(project, servers):
@@ -181,7 +182,10 @@ def test_a_training_ahead_that_dvc_does_not_reach_ends_with_dvc_and_leaves_no_ou
         link = project / f"models/{tags['model_name']}/seed-{tags['seed']}/mlflow_run.json"
         if link.exists() and json.loads(link.read_text())["run_id"] == recorded.info.run_id:
             continue  # Taken by its stage in an earlier test.
-        assert recorded.info.status == "KILLED", tags
+        assert recorded.info.status == "KILLED", (
+            f"{tags['model_name']}-{tags['seed']}: {recorded.info.status}, "
+            f"ended_by {tags.get('ended_by')!r}, pid {tags.get('pid')}"
+        )
         untaken += 1
     assert untaken >= 1
 
