@@ -14,7 +14,9 @@ starts in the background for the next command.
 
 The server (``server.py``) forks once per command; the fork takes the command's working
 directory, environment, ``sys.path``, arguments and standard streams, runs the module as
-``__main__`` and reports its exit status. This process stays the one its own caller waits
+``__main__`` and reports its exit status; `top` and ``/proc/<pid>/comm`` show it by its
+command ("show a b" for ``python -m commands.show a b``, 15 bytes at most), its command line
+staying the server's. This process stays the one its own caller waits
 for: it passes SIGINT, SIGTERM and SIGHUP on (the fork ignores those this process ignored, as
 the command's own interpreter would), exits with the fork's status, and the fork ends if this
 process dies. Only the preloaded

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import fcntl
 import gc
 import importlib
@@ -22,6 +23,9 @@ from pathlib import Path
 
 import prefork
 
+# prctl(2)'s option that sets the calling thread's name.
+_PR_SET_NAME = 15
+
 
 def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
     """One command's request and its three standard streams."""
@@ -35,6 +39,14 @@ def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
             raise ConnectionError("the request was cut short")
         data += chunk
     return json.loads(data[prefork.HEADER_BYTES : prefork.HEADER_BYTES + size]), descriptors
+
+
+def _name_process(module: str, argv: list[str]) -> None:
+    """Names this fork after its command ("train lstm 42") where `top`, `ps -e` and
+    /proc/<pid>/comm show it (the kernel keeps 15 bytes): its command line stays the server's."""
+    name = " ".join([module.rpartition(".")[2], *argv]).encode()[:15]
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, name, 0, 0, 0)
 
 
 def _run_command(connection: socket.socket, request: dict, descriptors: list[int]) -> None:
@@ -61,6 +73,7 @@ def _run_command(connection: socket.socket, request: dict, descriptors: list[int
     os.environ.update(request["environ"])
     sys.path[:] = request["path"]
     sys.argv = [request["orig_argv"][0], *request["argv"]]
+    _name_process(request["module"], request["argv"])
     sys.orig_argv = request["orig_argv"]
     prefork._in_fork = True
     prefork._caller = request["caller"]

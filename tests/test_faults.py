@@ -190,23 +190,29 @@ def test_an_empty_input_file_is_refused_like_an_empty_review(tmp_path, monkeypat
     ]
 
 
+# A process that holds the store, as a stage's fork of a warm interpreter does: its command
+# line is the server's, and prefork names it after its command.
+HOLDER_AS_A_WARM_FORK = (
+    "import ctypes, sqlite3, sys, time\n"
+    "ctypes.CDLL(None).prctl(15, b'train lstm 42', 0, 0, 0)\n"
+    "connection = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "connection.execute('BEGIN EXCLUSIVE')\n"
+    "print('held', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
 # MLflow waits 20 s for a busy SQLite store before it gives up: in the slow tier.
 @pytest.mark.e2e
-def test_a_store_held_by_another_process_names_it_and_the_wait(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fork", [False, True], ids=["a command", "a warm fork"])
+def test_a_store_held_by_another_process_names_it_and_the_wait(tmp_path, monkeypatch, fork):
     database = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
     with store.run("test"):
         pass
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys, time\n"
-            f"connection = sqlite3.connect({str(database)!r}, isolation_level=None)\n"
-            "connection.execute('BEGIN EXCLUSIVE')\n"
-            "print('held', flush=True)\n"
-            "time.sleep(120)\n",
-        ],
+        [sys.executable, "-c", HOLDER_AS_A_WARM_FORK, str(database)]
+        + (["-m", "prefork.server"] if fork else []),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -219,6 +225,7 @@ def test_a_store_held_by_another_process_names_it_and_the_wait(tmp_path, monkeyp
         holder.wait()
         mlflow.set_tracking_uri(None)
     message = str(raised.value)
-    assert message.startswith(f"the MLflow store {database} is busy (held by pid {holder.pid}")
+    named = f"pid {holder.pid} (train lstm 42, a warm fork)" if fork else f"pid {holder.pid} ("
+    assert message.startswith(f"the MLflow store {database} is busy (held by {named}")
     assert " waited " in message and "Run again when that process is done" in message
     assert "MLFLOW_TRACKING_URI" not in message  # The store is the project's own, not the user's.

@@ -228,15 +228,19 @@ def _end_run(run_id: str, status: str) -> bool:
 
 
 def _holders(store: Path) -> str:
-    """The processes that have ``store`` open, as "pid 123 (python -m stages.train …)"."""
+    """The processes that have ``store`` open, as "pid 123 (python -m stages.train …)", or
+    "pid 123 (train lstm 42, a warm fork)" for a stage forked from a warm interpreter, whose
+    command line is the server's (prefork names the fork after its command)."""
     found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
+    for process in psutil.process_iter(["pid", "cmdline", "name"]):
         if process.pid == os.getpid():
             continue
         try:
             if any(Path(file.path) == store for file in process.open_files()):
-                command = " ".join(process.info["cmdline"] or [])[:80]
-                found.append(f"pid {process.pid} ({command})")
+                command = " ".join(process.info["cmdline"] or [])
+                if "prefork.server" in command:
+                    command = f"{process.info['name']}, a warm fork"
+                found.append(f"pid {process.pid} ({command[:80]})")
         except (psutil.Error, OSError):
             continue
     return ", ".join(found)

@@ -39,6 +39,7 @@ print(json.dumps({
     "cwd": os.getcwd(),
     "variable": os.environ.get("PREFORK_TEST_VARIABLE"),
     "version": VERSION,
+    "process_name": open("/proc/self/comm").read().strip(),
 }))
 sys.exit(int(os.environ.get("PREFORK_TEST_EXIT", "0")))
 """
@@ -108,6 +109,8 @@ def test_the_first_command_runs_cold_and_starts_a_server_that_runs_the_next(comm
         "argv": ["b", "c d"],
         "cwd": str(command.cwd),
         "variable": "x",
+        # Named after its command in `top`, not one more copy of the server.
+        "process_name": "show b c d",
     }
 
 
