@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -13,6 +14,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -202,6 +204,17 @@ def wait_for_warm_interpreter(folder: str) -> None:
     while not list(Path(folder).glob("*/*.sock")):
         assert time.monotonic() < deadline, "no warm interpreter started"
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def warm_interpreter_folder(prefix: str) -> Iterator[str]:
+    """A TMPDIR of the caller's own, for warm interpreters that only its stages use; their
+    servers are stopped at the end (each holds TensorFlow, about 700 MB)."""
+    folder = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["pkill", "-f", folder], check=False)
 
 
 def start_warm_interpreter(project: Path, env: dict[str, str]) -> None:

@@ -13,9 +13,6 @@ import itertools
 import json
 import re
 import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -31,6 +28,7 @@ from tests.conftest import (
     set_params,
     start_warm_interpreter,
     tiny_params,
+    warm_interpreter_folder,
 )
 
 pytestmark = pytest.mark.e2e
@@ -41,25 +39,22 @@ NEGATIVE_REVIEW = "An awful, boring film: terrible plot, dull ending. A waste, h
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Iterator[Path]:
+def project(tmp_path_factory) -> Path:
     """A git + DVC copy of the project whose `dvc repro` has run once on the tiny archive,
     every stage of it in a fork of a warm interpreter of this module's own."""
     project = make_project(tmp_path_factory.mktemp("pipeline"))
     # A sample of the machine's use every second: the tiny trainings take a few seconds.
-    first_run_env = {
-        "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1",
-        "TMPDIR": tempfile.mkdtemp(prefix="pl", dir="/tmp"),
-    }
-    # Up before the run, so that its first training stage is warm too, and trains the next
-    # one ahead (a cold stage does not), whether or not an earlier test left one.
-    start_warm_interpreter(project, first_run_env)
-    output = run(["dvc", "repro"], project, env=first_run_env)
+    with warm_interpreter_folder("pl") as folder:
+        first_run_env = {"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1", "TMPDIR": folder}
+        # Up before the run, so that its first training stage is warm too, and trains the next
+        # one ahead (a cold stage does not), whether or not an earlier test left one.
+        start_warm_interpreter(project, first_run_env)
+        output = run(["dvc", "repro"], project, env=first_run_env)
     (project / "first_repro.log").write_text(output)
     # What the first run wrote, to compare with what DVC restores later.
     shutil.copytree(project / "models", project.parent / "first_run/models")
     shutil.copytree(project / "reports", project.parent / "first_run/reports")
-    yield project
-    subprocess.run(["pkill", "-f", first_run_env["TMPDIR"]], check=False)
+    return project
 
 
 def first_run(project: Path) -> Path:

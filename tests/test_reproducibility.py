@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from tests.conftest import (
     set_params,
     start_interruptible,
     start_warm_interpreter,
+    warm_interpreter_folder,
 )
 
 pytestmark = pytest.mark.e2e
@@ -46,9 +45,8 @@ OUTPUTS = [
 def servers() -> dict[str, str]:
     """The variables that give this module's stages warm interpreters of their own, stopped
     at the end (each holds TensorFlow, about 700 MB)."""
-    folder = tempfile.mkdtemp(prefix="rp", dir="/tmp")
-    yield {"TMPDIR": folder}
-    subprocess.run(["pkill", "-f", folder], check=False)
+    with warm_interpreter_folder("rp") as folder:
+        yield {"TMPDIR": folder}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ the peak memory of the process started: a warm one never loads TensorFlow."""
 
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -13,6 +12,7 @@ from tests.conftest import (
     environment,
     run_with_peak_memory,
     wait_for_warm_interpreter,
+    warm_interpreter_folder,
 )
 from tests.imports import PROJECT_ROOT
 
@@ -22,9 +22,8 @@ def servers() -> dict[str, str]:
     """The environment of this module's stages, fixed now (other tests in this process may
     change os.environ meanwhile, and a server serves one environment), with a server folder
     of this module's own."""
-    folder = tempfile.mkdtemp(prefix="ws", dir="/tmp")
-    yield environment(TMPDIR=folder)
-    subprocess.run(["pkill", "-f", folder], check=False)
+    with warm_interpreter_folder("ws") as folder:
+        yield environment(TMPDIR=folder)
 
 
 def failing_stage(base: dict[str, str], **variables: str) -> float:
