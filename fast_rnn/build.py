@@ -5,8 +5,8 @@ The library is compiled against the TensorFlow headers of the installed wheel, w
 machine's C++ compiler (``$CXX``, else ``g++``), in about 20 s, and kept in the user's cache
 (``~/.cache/fast-rnn/kernels/``, or under ``$XDG_CACHE_HOME``), where every copy of a project
 finds it. It is rebuilt whenever the source, TensorFlow, the compiler or the CPU changes, since
-each goes into the folder's name: ``-march=native`` code must not run on a CPU without the
-instructions it was built for.
+each goes into the folder's name: code built for one instruction set must not run on a CPU
+without it.
 
 Build it ahead of time, at set-up, so that a machine without a compiler says so before any work
 starts::
@@ -53,6 +53,29 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+# The x86-64 microarchitecture levels, newest first, and the CPU flags each needs (as
+# /proc/cpuinfo spells them).
+_X86_LEVELS = (
+    ("x86-64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+    ("x86-64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "xsave"}),
+    ("x86-64-v2", {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"}),
+)
+
+
+def target_architecture(cpu_flags: str) -> str:
+    """The ``-march`` to build for: the newest x86-64 level this CPU has, or ``native``
+    elsewhere. Not ``native`` on x86-64: a CPU with AVX512-FP16 (Sapphire Rapids and later)
+    makes g++ 12 compile Eigen's FP16 packet header, which fails, and the kernels use nothing
+    past AVX-512's base."""
+    flags = set(cpu_flags.split())
+    if "sse2" not in flags:
+        return "native"
+    for level, needed in _X86_LEVELS:
+        if needed <= flags:
+            return level
+    return "x86-64"
+
+
 def _compile_command(compiler: str, sources: tuple[Path, ...], output: Path) -> list[str]:
     import tensorflow as tf
 
@@ -61,7 +84,8 @@ def _compile_command(compiler: str, sources: tuple[Path, ...], output: Path) -> 
         "-shared",
         "-fPIC",
         "-O3",
-        "-march=native",
+        f"-march={target_architecture(_cpu_flags())}",
+        "-mtune=generic",
         # TensorFlow's headers warn about their own deprecations by the hundred.
         "-w",
         *tf.sysconfig.get_compile_flags(),

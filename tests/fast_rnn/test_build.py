@@ -105,3 +105,27 @@ def test_the_build_command_reports_a_missing_compiler(monkeypatch, capsys):
     monkeypatch.setenv("CXX", "no-such-c++-compiler")
     assert build.main() == 1
     assert "apt-get install g++" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "level"),
+    [
+        # This project's machines: an AVX512-FP16 Xeon (where -march=native broke Eigen's
+        # headers under g++ 12) and Zen 4 both get the AVX-512 level, no further.
+        (
+            "fpu sse2 ssse3 sse4_1 sse4_2 popcnt cx16 lahf_lm avx avx2 bmi1 bmi2 f16c fma movbe "
+            "xsave avx512f avx512bw avx512cd avx512dq avx512vl avx512_fp16 amx_tile",
+            "x86-64-v4",
+        ),
+        (
+            "fpu sse2 ssse3 sse4_1 sse4_2 popcnt cx16 lahf_lm avx avx2 bmi1 bmi2 f16c fma movbe "
+            "xsave",
+            "x86-64-v3",
+        ),
+        ("fpu sse2 ssse3 sse4_1 sse4_2 popcnt cx16 lahf_lm", "x86-64-v2"),
+        ("fpu sse2", "x86-64"),
+        ("Features: fp asimd evtstrm aes pmull sha1 sha2 crc32", "native"),
+    ],
+)
+def test_the_kernels_are_built_for_the_newest_x86_level_the_cpu_has(flags, level):
+    assert build.target_architecture(f"flags\t\t: {flags}") == level
