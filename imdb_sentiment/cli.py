@@ -13,15 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 
+from imdb_sentiment.errors import StageError
+
 # The loggers of this project's code; every other logger shows warnings and errors only.
 PROJECT_LOGGERS = ("__main__", "stages", "imdb_sentiment", "fast_rnn")
 
 logger = logging.getLogger("imdb_sentiment")
-
-
-class StageError(RuntimeError):
-    """A problem the user can fix (bad input, missing file, unreachable server); the message
-    says how. Entry points print it as one line, without a traceback."""
 
 
 def verbose() -> bool:

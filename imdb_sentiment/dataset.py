@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.files import atomic_path
 from imdb_sentiment.params import DataParams
 from imdb_sentiment.text import OUT_OF_VOCABULARY_ID, ReviewEncoder, build_vocabulary, tokenize

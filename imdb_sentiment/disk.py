@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 
 if TYPE_CHECKING:  # Only annotations: the file helpers import this module, params need not.
     from imdb_sentiment.params import Params

@@ -16,7 +16,7 @@ import json
 import os
 from typing import Literal
 
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
 

@@ -20,8 +20,8 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from imdb_sentiment.cli import StageError
 from imdb_sentiment.disk import check_space_for_run
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.files import atomic_path
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from keras import layers
 
 import fast_rnn.layers
 import fast_rnn.optimizers
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import ModelParams
 
 # The recurrent layer of each cell type, per ``train.recurrent_implementation``: the same

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 
 Cell = Literal["simplernn", "lstm", "gru"]
 CELL_TYPES: tuple[str, ...] = get_args(Cell)

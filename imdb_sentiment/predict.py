@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from imdb_sentiment import paths
-from imdb_sentiment.cli import StageError, import_tensorflow, run_stage
+from imdb_sentiment.cli import import_tensorflow, run_stage
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import load_params
 
 logger = logging.getLogger(__name__)

@@ -20,8 +20,9 @@ import pandas as pd
 import yaml
 
 from imdb_sentiment import paths, plots, run_table
-from imdb_sentiment.cli import StageError, run_stage
+from imdb_sentiment.cli import run_stage
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.files import write_text
 from imdb_sentiment.params import Params, load_params, parse_params
 from imdb_sentiment.tracking import records

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from imdb_sentiment.cli import StageError
 from imdb_sentiment.dataset import EncodedSplit
 from imdb_sentiment.distribution import make_strategy
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import ModelParams
 
 if TYPE_CHECKING:  # Importing Keras here would load TensorFlow with every import of this.

@@ -3,8 +3,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from imdb_sentiment.cli import StageError
 from imdb_sentiment.dataset import RawSplit, prepare_splits, read_archive, split_validation
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import parse_params
 from imdb_sentiment.text import load_encoder, save_encoder, tokenize
 from tests.conftest import REAL_ARCHIVE, tiny_params, write_archive

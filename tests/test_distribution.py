@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from imdb_sentiment.cli import StageError
 from imdb_sentiment.distribution import cluster_task, is_chief, make_strategy
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import load_params
 from tests.conftest import environment, make_project, run, set_params, tiny_params
 from tests.servers import free_port

@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.fetch import as_url, fetch, local_path
 from tests.conftest import tiny_params
 

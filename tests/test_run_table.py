@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from imdb_sentiment import run_table
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.files import write_json
 from imdb_sentiment.params import parse_params
 from imdb_sentiment.paths import ProjectFiles

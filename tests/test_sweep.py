@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from imdb_sentiment import sweep
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import parse_params
 from tests.conftest import tiny_params
 

@@ -4,7 +4,7 @@ import pytest
 
 from fast_rnn import build, ops
 from imdb_sentiment import modeling, paths, training
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import ParamsError
 from stages import train
 
