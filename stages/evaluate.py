@@ -15,7 +15,7 @@ from imdb_sentiment.dataset import load_split
 from imdb_sentiment.evaluation import predictions_table, score
 from imdb_sentiment.files import read_json, write_json, write_text
 from imdb_sentiment.params import load_params, model_from_arguments
-from imdb_sentiment.tracking import records, store
+from imdb_sentiment.tracking import lifecycle, records
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> None:
     name, seed = params.name, params.seed
     threshold = all_params.evaluate.threshold
     trained = read_json(project.run_id_file(name, seed))
-    with store.run(all_params.mlflow.experiment_name, run_id=trained["run_id"]):
+    with lifecycle.run(all_params.mlflow.experiment_name, run_id=trained["run_id"]):
         # Imported here, after run_stage has loaded TensorFlow quietly.
         from imdb_sentiment.modeling import load_model
 

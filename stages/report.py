@@ -20,7 +20,7 @@ from imdb_sentiment import comparison, paths, plots, run_table
 from imdb_sentiment.cli import run_stage
 from imdb_sentiment.files import read_json, write_json, write_text
 from imdb_sentiment.params import load_params
-from imdb_sentiment.tracking import records, registry, store
+from imdb_sentiment.tracking import lifecycle, records, registry
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     pairs = comparison.pairs_table(correct, seeds, report.equivalence_margin)
     validation_reviews = int(read_json(project.data_stats)["val"]["reviews"])
     tags = {"pipeline_stage": "report", "compared_runs": ",".join(runs["mlflow_run_id"])}
-    with store.run(all_params.mlflow.experiment_name, run_name="comparison", tags=tags):
+    with lifecycle.run(all_params.mlflow.experiment_name, run_name="comparison", tags=tags):
         best = comparison.best_by_validation(table, runs)
         incumbent = registry.champion_summary(report.registered_model_name)
         if incumbent is not None and incumbent["val_reviews"] is None:

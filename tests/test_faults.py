@@ -19,8 +19,8 @@ import yaml
 from imdb_sentiment import cli, paths, predict
 from imdb_sentiment.files import write_json
 from imdb_sentiment.params import load_params
-from imdb_sentiment.tracking import store
-from imdb_sentiment.tracking.store import TrackingError
+from imdb_sentiment.tracking import lifecycle
+from imdb_sentiment.tracking.busy import TrackingError
 from stages import evaluate, train
 
 
@@ -84,7 +84,7 @@ def test_a_truncated_model_is_one_line_and_the_other_models_still_answer(
 
 def test_evaluating_a_truncated_model_is_one_line_and_fails_its_run(workspace, monkeypatch, caplog):
     save_untrained_models(["lstm"])
-    with store.run("imdb-rnn-comparison") as trained:
+    with lifecycle.run("imdb-rnn-comparison") as trained:
         pass
     project = paths.this_project()
     run_file = {"run_id": trained.info.run_id, "model_uri": "models:/m-0"}
@@ -165,7 +165,7 @@ def test_a_full_mlflow_database_is_one_line_and_its_run_is_marked_by_the_next_st
     monkeypatch.setattr(mlflow, "log_metrics", log_metrics)
     monkeypatch.setattr(mlflow, "end_run", end_run)
     mlflow.MlflowClient().set_tag(left.info.run_id, "pid", "999999999")
-    with store.run("imdb-rnn-comparison"):
+    with lifecycle.run("imdb-rnn-comparison"):
         pass
     assert mlflow.MlflowClient().get_run(left.info.run_id).info.status == "FAILED"
 
@@ -208,7 +208,7 @@ HOLDER_AS_A_WARM_FORK = (
 def test_a_store_held_by_another_process_names_it_and_the_wait(tmp_path, monkeypatch, fork):
     database = tmp_path / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
-    with store.run("test"):
+    with lifecycle.run("test"):
         pass
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER_AS_A_WARM_FORK, str(database)]
@@ -218,7 +218,7 @@ def test_a_store_held_by_another_process_names_it_and_the_wait(tmp_path, monkeyp
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(TrackingError) as raised, store.run("test"):
+        with pytest.raises(TrackingError) as raised, lifecycle.run("test"):
             pass
     finally:
         holder.kill()

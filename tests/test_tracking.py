@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from imdb_sentiment import paths
-from imdb_sentiment.tracking import registry, store
+from imdb_sentiment.tracking import lifecycle, registry, store
+from imdb_sentiment.tracking.busy import TrackingError
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_default_store_is_mlflow_db_in_the_project_root(monkeypatch):
 
 
 def test_a_run_that_succeeds_ends_finished_with_source_tags(client):
-    with store.run("test", run_name="ok", tags={"model_name": "gru"}) as run:
+    with lifecycle.run("test", run_name="ok", tags={"model_name": "gru"}) as run:
         mlflow.log_metric("x", 1.0)
     finished = client.get_run(run.info.run_id)
     assert finished.info.status == "FINISHED"
@@ -49,13 +50,13 @@ def test_a_run_that_succeeds_ends_finished_with_source_tags(client):
 
 
 def test_a_run_that_raises_ends_failed(client):
-    with pytest.raises(RuntimeError), store.run("test"):
+    with pytest.raises(RuntimeError), lifecycle.run("test"):
         raise RuntimeError("boom")
     assert status_of_only_run(client) == "FAILED"
 
 
 def test_a_run_interrupted_by_ctrl_c_ends_killed(client):
-    with pytest.raises(KeyboardInterrupt), store.run("test"):
+    with pytest.raises(KeyboardInterrupt), lifecycle.run("test"):
         raise KeyboardInterrupt
     assert status_of_only_run(client) == "KILLED"
 
@@ -65,7 +66,7 @@ def test_a_run_stopped_by_a_signal_ends_killed_whatever_error_the_interrupt_beca
     # TensorFlow's training step turned a SIGTERM's KeyboardInterrupt into "SystemError: ...
     # bad argument to internal function" (the interrupt was raised inside its call back into
     # Python); a C extension that swallows the interrupt and fails otherwise does the same.
-    with pytest.raises(KeyboardInterrupt, match=stop.name), store.run("test"):
+    with pytest.raises(KeyboardInterrupt, match=stop.name), lifecycle.run("test"):
         try:
             os.kill(os.getpid(), stop)
             time.sleep(5)
@@ -78,9 +79,9 @@ def test_a_run_stopped_by_a_signal_ends_killed_whatever_error_the_interrupt_beca
 
 
 def test_a_reopened_run_keeps_its_tags_and_ends_finished_again(client):
-    with store.run("test", tags={"pipeline_stage": "train"}) as first:
+    with lifecycle.run("test", tags={"pipeline_stage": "train"}) as first:
         pass
-    with store.run("test", run_id=first.info.run_id):
+    with lifecycle.run("test", run_id=first.info.run_id):
         mlflow.log_metric("test_accuracy", 0.9)
     reopened = client.get_run(first.info.run_id)
     assert reopened.info.status == "FINISHED"
@@ -92,7 +93,7 @@ def test_an_unusable_store_is_a_tracking_error_naming_it(monkeypatch, tmp_path):
     (tmp_path / "not-a-folder").write_text("a file where the store's folder should be")
     uri = f"sqlite:///{tmp_path / 'not-a-folder' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with pytest.raises(store.TrackingError) as raised, store.run("test"):
+    with pytest.raises(TrackingError) as raised, lifecycle.run("test"):
         pass
     mlflow.set_tracking_uri(None)
     assert "not-a-folder" in str(raised.value)
@@ -195,8 +196,8 @@ def test_a_dataset_logged_by_another_run_at_the_same_moment_is_logged_once_more(
 
     monkeypatch.setattr(mlflow, "log_input", racing)
     split = EncodedSplit(np.arange(2), np.ones((2, 3), dtype=np.int32), np.array([0, 1]))
-    raised = contextlib.nullcontext() if logged_once_more else pytest.raises(store.TrackingError)
-    with raised, store.run("test") as run:
+    raised = contextlib.nullcontext() if logged_once_more else pytest.raises(TrackingError)
+    with raised, lifecycle.run("test") as run:
         records.log_dataset(split, tmp_path / "train.npz", "training")
     inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
     assert [dataset.dataset.name for dataset in inputs] == (

@@ -7,7 +7,8 @@ import mlflow
 import pytest
 
 from imdb_sentiment import paths
-from imdb_sentiment.tracking import records, store
+from imdb_sentiment.tracking import records
+from imdb_sentiment.tracking.busy import TrackingError
 from stages import train
 from tests.servers import free_port, start_mlflow_server, stop_server
 
@@ -16,7 +17,7 @@ def test_a_server_that_does_not_answer_fails_the_stage_in_seconds(workspace, mon
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     started = time.monotonic()
-    with pytest.raises(store.TrackingError, match=rf"server {uri} does not answer"):
+    with pytest.raises(TrackingError, match=rf"server {uri} does not answer"):
         train.main(["gru", "42"])
     assert time.monotonic() - started < 10
     assert not paths.this_project().model_file("gru", 42).exists()
@@ -48,7 +49,7 @@ def test_a_server_that_goes_away_mid_run_fails_the_stage_and_its_run_is_ended_la
         return callback
 
     monkeypatch.setattr(records, "epoch_metrics_callback", callback_that_stops_the_server)
-    with pytest.raises(store.TrackingError, match=rf"MLflow failed \({uri}\)"):
+    with pytest.raises(TrackingError, match=rf"MLflow failed \({uri}\)"):
         train.main(["gru", "42"])
     # The stage failed, so DVC does not record it and the next `dvc repro` trains again.
     assert not paths.this_project().run_id_file("gru", 42).exists()
