@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup kernels run test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
+.PHONY: setup kernels run worker test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
 
 setup: $(VENV)/.installed kernels
 
@@ -21,8 +21,16 @@ $(VENV)/.installed: requirements.lock
 kernels: $(VENV)/.installed
 	python -m fast_rnn.build
 
+# The stages side by side, one per core (dask_repro/: a Dask LocalCluster, or the cluster
+# that DASK_SCHEDULER_ADDRESS names), then `dvc repro` records them. `dvc repro` alone runs the
+# same stages one at a time, with the same results.
 run: setup
-	dvc repro
+	python -m dask_repro --env MLFLOW_TRACKING_URI --env LOG_LEVEL
+
+# A worker for another machine's `make run` (docs/team.md): started in this checkout, it runs
+# stages in worktrees of it, with data through the DVC remote. SCHEDULER=tcp://<host>:8786.
+worker: setup
+	PYTHONPATH=$(CURDIR) dask worker --nworkers 1 --nthreads 1 $(SCHEDULER)
 
 # The fast tier: units, the kernels against Keras, params, the layout; no pipeline run. In
 # TEST_WORKERS processes (pytest-xdist): one per core here.
@@ -74,13 +82,13 @@ bench: setup
 	dvc repro prepare
 	python bench/benchmark.py
 
-CODE := stages imdb_sentiment fast_rnn prefork tests bench
+CODE := stages imdb_sentiment fast_rnn prefork dask_repro tests bench
 
 # Style, formatting, and types: mypy on the library and the kernels' Python (about 30 s).
 lint: $(VENV)/.installed
 	ruff check $(CODE)
 	ruff format --check $(CODE)
-	mypy imdb_sentiment fast_rnn prefork
+	mypy imdb_sentiment fast_rnn prefork dask_repro
 
 format: $(VENV)/.installed
 	ruff check --fix $(CODE)

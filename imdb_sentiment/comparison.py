@@ -90,10 +90,6 @@ def comparison_table(
                 "test_loss": of_model["test_loss"].mean(),
                 "training_seconds": of_model["training_seconds"].mean(),
                 "samples_per_second": of_model["samples_per_second"].mean(),
-                # Runs recorded before trainings ran two at a time have no such column value.
-                "trained_beside_another": bool(
-                    of_model["trained_beside_another"].fillna(0).astype(float).any()
-                ),
                 "mlflow_run_ids": ",".join(of_model["mlflow_run_id"]),
             }
         )
@@ -299,16 +295,9 @@ def as_markdown(
         "",
         shown.to_markdown(index=False, disable_numparse=True),
         "",
-        *(
-            [
-                "Training seconds and samples/s: some of these trainings ran beside another, "
-                "two at a time (imdb_sentiment/ahead.py), so they are not the speed of a "
-                "training alone.",
-                "",
-            ]
-            if table["trained_beside_another"].any()
-            else []
-        ),
+        "Training s and samples/s: each training's wall time on the machine that ran it, beside "
+        "whatever else ran there (`make run` runs a stage per core at a time).",
+        "",
         "## Pairs of models",
         "",
     ]

@@ -11,19 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# `dvc exp run --queue` and `--temp` run the stages in a copy of the project under this folder
-# and delete it afterwards.
-DVC_EXPERIMENT_COPIES = Path(".dvc") / "tmp" / "exps"
+# Copies of the project that stages run in, each under a folder of the project it was copied
+# from: `dvc exp run --queue` and `--temp` (DVC's), and a task's workspace of `make run`
+# (dask_repro.workspace.WORKSPACES; tests/test_dask_repro.py checks that the two agree).
+PROJECT_COPIES = (Path(".dvc") / "tmp" / "exps", Path(".dvc") / "tmp" / "dask-repro")
 
 
 def users_project(project_root: Path) -> Path:
-    """The project the user works in: ``project_root``, or, in a DVC experiment's temporary
-    copy, the project it was copied from. What lives beside the project (the MLflow store, a
-    local copy of the data given by a relative path) is found from here."""
-    parts, marker = project_root.parts, DVC_EXPERIMENT_COPIES.parts
-    for index in range(len(parts) - len(marker) + 1):
-        if parts[index : index + len(marker)] == marker:
-            return Path(*parts[:index])
+    """The project the user works in: ``project_root``, or, in a copy of the project (a DVC
+    experiment's, a task's of ``make run``), the project it was copied from. What lives beside
+    the project (the MLflow store, a local copy of the data given by a relative path) is found
+    from here."""
+    parts = project_root.parts
+    for marker in (copies.parts for copies in PROJECT_COPIES):
+        for index in range(len(parts) - len(marker) + 1):
+            if parts[index : index + len(marker)] == marker:
+                return Path(*parts[:index])
     return project_root
 
 
@@ -148,12 +151,6 @@ class ProjectFiles:
         metric (it differs from run to run, and `dvc metrics diff` would show nothing
         else)."""
         return self.model_dir(name, seed) / "training_time.json"
-
-    def trained_ahead_dir(self, name: str, seed: int) -> Path:
-        """Where a training that runs ahead of its DVC stage (imdb_sentiment/ahead.py) keeps
-        its state, and its outputs under the same relative paths as here until the stage
-        takes them. Inside DVC's own scratch folder, which git and DVC ignore."""
-        return self.root / ".dvc" / "tmp" / "trained-ahead" / f"{name}-seed-{seed}"
 
     def _reports_of(self, stage: str, name: str, seed: int) -> Path:
         return self.reports_dir / stage / name / f"seed-{seed}"

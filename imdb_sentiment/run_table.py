@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imdb_sentiment.cli import StageError
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.files import read_json
 from imdb_sentiment.params import Hyperparameters, ModelParams
 from imdb_sentiment.paths import ProjectFiles
@@ -23,9 +23,6 @@ METRICS = {
     "training_seconds": "training_seconds",
     "samples_per_second": "samples_per_second",
     "seconds_to_first_step": "seconds_to_first_step",
-    # 1 for a training that ran beside another (imdb_sentiment/ahead.py): its seconds are not
-    # those of a training alone.
-    "trained_beside_another": "trained_beside_another",
     **{
         f"test_{name}": f"test_{name}"
         for name in ("loss", "accuracy", "precision", "recall", "f1", "roc_auc")

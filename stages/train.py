@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import logging
 
-from imdb_sentiment import ahead, paths
-from imdb_sentiment.cli import StageError, run_stage
+from imdb_sentiment import paths
+from imdb_sentiment.cli import run_stage
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS, load_split
 from imdb_sentiment.disk import saved_model_bytes
 from imdb_sentiment.distribution import cluster, cluster_task, is_chief
+from imdb_sentiment.errors import StageError
 from imdb_sentiment.files import atomic_path, write_json, write_text
 from imdb_sentiment.params import load_params, model_from_arguments
 from imdb_sentiment.text import load_encoder
-from imdb_sentiment.tracking import packaging, records, store
+from imdb_sentiment.tracking import lifecycle, packaging, records
 from imdb_sentiment.training import train_model
 
 logger = logging.getLogger(__name__)
@@ -42,14 +43,8 @@ def _build_kernels() -> None:
 def main(argv: list[str]) -> None:
     project = paths.this_project()
     all_params = load_params(project.params_file)
-    argv, dvc_pid = ahead.worker_arguments(argv)
     params = model_from_arguments(all_params, argv, "python -m stages.train")
     name, seed = params.name, params.seed
-    # Trained ahead, beside the stage before, or here; see imdb_sentiment/ahead.py.
-    turn = ahead.take_turn(project, all_params, params, dvc_pid)
-    if turn.trained_ahead:
-        return
-    outputs = turn.outputs
     if params.recurrent_implementation == "fused":
         _build_kernels()
     vocabulary_size = len(load_encoder(project.vocabulary, project.encoding_settings).vocabulary)
@@ -61,11 +56,10 @@ def main(argv: list[str]) -> None:
         train_model(params, train, val, vocabulary_size, callbacks=[])
         return
     tags = {"model_name": name, "seed": str(seed), "cell": params.cell, "pipeline_stage": "train"}
-    tags.update(turn.tags)
     if params.distribution == "multi_worker":
         tags["tf_config_cluster"] = json.dumps(cluster())
     experiment = all_params.mlflow.experiment_name
-    with store.run(experiment, f"{name}-{seed}", tags, system_metrics=True) as run:
+    with lifecycle.run(experiment, f"{name}-{seed}", tags, system_metrics=True) as run:
         records.log_training_inputs(
             params.model_dump(),
             all_params.data.model_dump(include=set(SHAPING_DATA_PARAMS)),
@@ -79,31 +73,32 @@ def main(argv: list[str]) -> None:
         )
         logger.info("Trained %s with seed %d: %s %s", name, seed, result.summary, result.timing)
         model_bytes = saved_model_bytes(result.model.count_params())
-        with atomic_path(outputs.model_file(name, seed), model_bytes) as temporary:
+        with atomic_path(project.model_file(name, seed), model_bytes) as temporary:
             result.model.save(temporary)
-        write_text(outputs.training_history(name, seed), result.history.to_csv(index=False))
-        write_json(outputs.training_summary(name, seed), result.summary)
-        timing = {**result.timing, "trained_beside_another": int(turn.beside)}
-        write_json(outputs.training_time(name, seed), timing)
+        write_text(project.training_history(name, seed), result.history.to_csv(index=False))
+        write_json(project.training_summary(name, seed), result.summary)
+        write_json(project.training_time(name, seed), result.timing)
         records.log_training_outputs(
-            name, {**result.summary, **timing}, result.history, outputs.training_history(name, seed)
+            name,
+            {**result.summary, **result.timing},
+            result.history,
+            project.training_history(name, seed),
         )
         model_uri = packaging.log_classifier(
             {
-                "keras_model": outputs.model_file(name, seed),
+                "keras_model": project.model_file(name, seed),
                 "vocabulary": project.vocabulary,
                 "encoding": project.encoding_settings,
             }
         )
         write_json(
-            outputs.run_id_file(name, seed),
+            project.run_id_file(name, seed),
             {
                 "run_id": run.info.run_id,
                 "experiment_id": run.info.experiment_id,
                 "model_uri": model_uri,
             },
         )
-        turn.hand_over()
 
 
 if __name__ == "__main__":

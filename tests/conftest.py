@@ -266,6 +266,7 @@ def make_project(folder: Path) -> Path:
         "imdb_sentiment",
         "fast_rnn",
         "prefork",
+        "dask_repro",
         "dvc.yaml",
         ".gitignore",
         ".dvcignore",

@@ -26,7 +26,6 @@ def make_outputs(
     seeds: list[int],
     lstm_accuracy: float = 0.86,
     gru_accuracy: float = 0.80,
-    trained_beside_another: int = 0,
 ):
     """Runs of lstm (better on test) and gru (better on validation), one per seed."""
     rng = np.random.default_rng(0)
@@ -52,7 +51,6 @@ def make_outputs(
                 "trainable_params": 1000,
                 "training_seconds": 40.0,
                 "samples_per_second": 2800.0,
-                "trained_beside_another": trained_beside_another if index else 0,
                 "test_accuracy": float(((p >= 0.5) == labels).mean()),
                 "test_loss": 0.3,
                 "test_f1": 0.8,
@@ -79,13 +77,6 @@ def report(seeds: list[int], **outputs) -> tuple[pd.DataFrame, pd.DataFrame, str
     }
     markdown = comparison.as_markdown(table, pairs, seeds, REVIEWS, MARGIN, sections)
     return table, pairs, markdown
-
-
-@pytest.mark.parametrize("beside", [0, 1])
-def test_the_table_says_when_its_training_times_are_of_trainings_run_two_at_a_time(beside):
-    _, _, markdown = report([1, 2, 3], trained_beside_another=beside)
-    said = "some of these trainings ran beside another, two at a time" in markdown
-    assert said == bool(beside)
 
 
 def test_one_row_per_model_with_means_over_seeds_and_intervals_about_a_fresh_run():

@@ -17,18 +17,20 @@ from tests.conftest import make_project, run, set_params
 from tests.imports import PROJECT_ROOT, closure
 
 DVC_YAML = yaml.safe_load((paths.this_project().root / "dvc.yaml").read_text())
-# Modules that only record, and what only they import: MLflow's store and runs, provenance and
-# records (a change to what is logged must not retrain every model), and the console; and the
-# one that only decides when and in which process a training runs (ahead.py). Not the served
-# model's packaging: what a run logs as its model is an output of training.
+# Modules that only record, and what only they import: MLflow's store, runs and their clean-up,
+# provenance and records (a change to what is logged must not retrain every model), and the
+# console. Not the served model's packaging: what a run logs as its model is an output of
+# training.
 RECORDING_OR_SCHEDULING = frozenset(
     PROJECT_ROOT / "imdb_sentiment" / name
     for name in (
         "tracking/store.py",
+        "tracking/lifecycle.py",
+        "tracking/cleanup.py",
+        "tracking/busy.py",
         "tracking/provenance.py",
         "tracking/records.py",
         "cli.py",
-        "ahead.py",
     )
 )
 # Files a module reads as code: the C++ sources that fast_rnn/build.py compiles, the served

@@ -19,8 +19,6 @@ import mlflow
 import pandas as pd
 import pytest
 
-from imdb_sentiment import ahead
-from imdb_sentiment.paths import ProjectFiles
 from tests.conftest import (
     PROJECT_ROOT,
     make_project,
@@ -46,8 +44,8 @@ def project(tmp_path_factory) -> Path:
     # A sample of the machine's use every second: the tiny trainings take a few seconds.
     with warm_interpreter_folder("pl") as folder:
         first_run_env = {"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1", "TMPDIR": folder}
-        # Up before the run, so that its first training stage is warm too, and trains the next
-        # one ahead (a cold stage does not), whether or not an earlier test left one.
+        # Up before the run, so that its first training stage is warm too, whether or not an
+        # earlier test left one.
         start_warm_interpreter(project, first_run_env)
         output = run(["dvc", "repro"], project, env=first_run_env)
     (project / "first_repro.log").write_text(output)
@@ -138,35 +136,6 @@ def test_a_normal_run_prints_no_warning_or_error(project):
     noisy = [line for line in output.splitlines() if re.search("warn|error|traceback", line, re.I)]
     assert not noisy, "\n".join(noisy)
     assert "Epoch 1/" in output  # Keras' per-epoch lines stay.
-
-
-def test_each_training_after_the_first_trained_ahead_beside_the_one_before(project):
-    # DVC runs train@simplernn-42 in a warm fork, which starts lstm-42 beside it; lstm's stage
-    # takes that training and starts gru-42; gru's takes it.
-    links = {
-        name: json.loads(
-            (first_run(project) / f"models/{name}/seed-42/mlflow_run.json").read_text()
-        )
-        for name in MODELS
-    }
-    client = tracking_client(project)
-    trained_ahead = set()
-    for name in MODELS:
-        recorded = client.get_run(links[name]["run_id"])
-        assert recorded.info.status == "FINISHED"
-        assert recorded.data.tags["dvc_stage"] == f"train@{name}-42"
-        assert recorded.data.metrics["trained_beside_another"] == 1
-        if recorded.data.tags.get("trained_ahead") == "true":
-            trained_ahead.add(name)
-    assert trained_ahead == {"lstm", "gru"}
-    assert not list((project / ".dvc/tmp/trained-ahead").glob("*"))
-    # What a stage compares to predict which stages DVC will run is what DVC recorded: after
-    # the run, no training stage looks as if DVC would run it again.
-    # And the run-cache key it computes is DVC's: every training stage that ran is in it.
-    inputs = ahead._Inputs(ProjectFiles(project))
-    for name in MODELS:
-        assert inputs.recorded(name, 42) == inputs.now(name)
-        assert inputs._in_run_cache(name, 42)
 
 
 def test_every_model_learns_better_than_chance(project):

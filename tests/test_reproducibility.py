@@ -1,24 +1,23 @@
 """Reruns are exact: the same model and seed trained twice gives the same bytes, whether each
 stage runs in a cold process or in a warm fork (prefork/), and whether the seed is trained alone
-or in one `dvc repro` beside other seeds; another seed gives another model (so that the tests
-can fail). The same bytes as an earlier commit's code, on the real data, is what
-`python bench/seeds.py --against <commit>` checks (results depend on the CPU, so no bytes are
-kept here to compare with)."""
+or side by side with other seeds (`make run`'s runner, dask_repro/); another seed gives another
+model (so that the tests can fail). The same bytes as an earlier commit's code, on the real
+data, is what `python bench/seeds.py --against <commit>` checks (results depend on the CPU, so
+no bytes are kept here to compare with)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import mlflow
-import psutil
 import pytest
 from filelock import FileLock
 
-from imdb_sentiment import ahead
 from tests.conftest import (
     WARM_CALLER_MB,
     environment,
@@ -33,6 +32,7 @@ from tests.conftest import (
 
 pytestmark = pytest.mark.e2e
 
+RUNNER = ["python", "-m", "dask_repro", "--workers", "2"]
 OUTPUTS = [
     "reports/train/gru/seed-{seed}/history.csv",
     "reports/train/gru/seed-{seed}/metrics.json",
@@ -104,88 +104,60 @@ def test_a_seed_beside_other_seeds_writes_what_it_writes_alone(project, servers)
     alone = {
         seed: train_and_evaluate(project, seed, {**servers, "PREFORK": "0"}) for seed in (42, 7)
     }
-    # A whole `dvc repro`: each training stage, in a warm fork, trains the next one ahead,
-    # beside it (models, then seeds: ..., lstm-7, gru-42, gru-7), and the next one's stage
-    # takes that training (imdb_sentiment/ahead.py).
     start_warm_interpreter(project, servers)
-    run(["dvc", "repro", "--force"], project, env=servers)
+    # Every stage trained again, two at a time: `make run`'s runner on a LocalCluster of two
+    # workers, with nothing in DVC's run-cache to restore.
+    shutil.rmtree(project / ".dvc" / "cache" / "runs", ignore_errors=True)
+    output = run(RUNNER, project, env=servers)
+    assert "train@gru-7: started" in output
     for seed in (42, 7):
-        timing = json.loads((project / f"models/gru/seed-{seed}/training_time.json").read_text())
-        assert timing["trained_beside_another"] == 1, f"seed {seed} trained alone"
-        for output, content in alone[seed].items():
-            beside = (project / output.format(seed=seed)).read_bytes()
-            assert beside == content, f"{output} differs when seeds 42 and 7 train side by side"
+        for output_file, content in alone[seed].items():
+            beside = (project / output_file.format(seed=seed)).read_bytes()
+            assert beside == content, f"{output_file} differs when seeds train side by side"
     run_of_7 = json.loads((project / "models/gru/seed-7/mlflow_run.json").read_text())["run_id"]
     recorded = tracking_client(project).get_run(run_of_7)
-    assert recorded.data.tags["trained_ahead"] == "true"
     assert recorded.data.tags["dvc_stage"] == "train@gru-7"
     assert recorded.info.status == "FINISHED"
     assert recorded.data.metrics["val_accuracy"] >= 0  # Its epochs were recorded.
 
 
-def ahead_workers(project: Path) -> list[psutil.Process]:
-    """The processes training ahead in ``project``."""
-    found = []
-    for process in psutil.process_iter(["cmdline", "cwd"]):
-        if ahead.WORKER_FLAG in (process.info["cmdline"] or []) and process.info["cwd"] == str(
-            project
-        ):
-            found.append(process)
-    return found
-
-
-def running_ahead(project: Path) -> list:
-    """The MLflow runs of trainings ahead that are under way."""
+def runs_under_way(project: Path) -> list:
+    """The MLflow training runs that are under way."""
     client = tracking_client(project)
     experiment = client.get_experiment_by_name("imdb-rnn-comparison")
     if experiment is None:
         return []
     return client.search_runs(
         [experiment.experiment_id],
-        filter_string="tags.trained_ahead = 'true' and attributes.status = 'RUNNING'",
+        filter_string="tags.pipeline_stage = 'train' and attributes.status = 'RUNNING'",
     )
 
 
-def test_a_training_ahead_that_dvc_does_not_reach_ends_with_dvc_and_leaves_no_output(
-    project, servers
-):
+def test_ctrl_c_of_make_run_ends_every_training_killed_and_writes_nothing(project, servers):
     params = (project / "params.yaml").read_text()
     set_params(project, {"train": {"epochs": 1000, "early_stopping_patience": 1000}})
+    before = {path: path.read_bytes() for path in (project / "models").rglob("*") if path.is_file()}
+    lock = (project / "dvc.lock").read_bytes()
     start_warm_interpreter(project, servers)
     try:
-        repro = start_interruptible(["dvc", "repro"], project, env=servers)
-        # The first training stage starts the next one ahead; once that one's MLflow run is
-        # open, Ctrl-C stops DVC before it reaches its stage: the training ahead must end
-        # with DVC, and its run KILLED.
+        runner = start_interruptible(RUNNER, project, env=servers)
         deadline = time.monotonic() + 120
-        while not running_ahead(project):
-            assert time.monotonic() < deadline, "no training started ahead"
-            assert repro.poll() is None, repro.stdout.read()
+        while len(under_way := runs_under_way(project)) < 2:  # Two trainings side by side.
+            assert time.monotonic() < deadline, "no two trainings under way"
+            assert runner.poll() is None, runner.stdout.read()
             time.sleep(0.5)
-        os.killpg(repro.pid, signal.SIGINT)
-        assert repro.wait(timeout=120) != 0
-        deadline = time.monotonic() + 60
-        while ahead_workers(project):
-            assert time.monotonic() < deadline, "a training ahead outlived DVC"
-            time.sleep(0.5)
+        os.killpg(runner.pid, signal.SIGINT)
+        assert runner.wait(timeout=120) == 130, runner.stdout.read()
     finally:
         (project / "params.yaml").write_text(params)
     client = tracking_client(project)
-    experiment = client.get_experiment_by_name("imdb-rnn-comparison")
-    untaken = 0
-    for recorded in client.search_runs(
-        [experiment.experiment_id], filter_string="tags.trained_ahead = 'true'"
-    ):
-        tags = recorded.data.tags
-        link = project / f"models/{tags['model_name']}/seed-{tags['seed']}/mlflow_run.json"
-        if link.exists() and json.loads(link.read_text())["run_id"] == recorded.info.run_id:
-            continue  # Taken by its stage in an earlier test.
-        assert recorded.info.status == "KILLED", (
-            f"{tags['model_name']}-{tags['seed']}: {recorded.info.status}, "
-            f"ended_by {tags.get('ended_by')!r}, pid {tags.get('pid')}"
-        )
-        untaken += 1
-    assert untaken >= 1
+    for stopped in under_way:
+        status = client.get_run(stopped.info.run_id).info.status
+        assert status == "KILLED", f"{stopped.data.tags['dvc_stage']}: {status}"
+    assert not runs_under_way(project)
+    after = {path: path.read_bytes() for path in (project / "models").rglob("*") if path.is_file()}
+    assert after == before and (project / "dvc.lock").read_bytes() == lock
+    assert len(run(["git", "worktree", "list"], project).splitlines()) == 1
 
 
 def test_another_seed_trains_another_model(project, servers):

@@ -1,0 +1,266 @@
+"""The run: plans with DVC, hands the tasks to a Dask cluster, then lets ``dvc repro`` record
+them in the user's workspace.
+
+The cluster is a ``LocalCluster`` with one worker per core, in this process, unless a
+scheduler address is given (``--scheduler``, or Dask's own configuration: the
+``DASK_SCHEDULER_ADDRESS`` variable or ``scheduler-address`` in a Dask config file), with
+workers started by ``dask worker`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import dask
+from distributed import Client, Future, LocalCluster, as_completed, wait
+
+from dask_repro import task, workspace
+from dask_repro.plan import Plan, dvc, make_plan
+
+logger = logging.getLogger("dask_repro")
+
+# How long the tasks of an interrupted run may take to end their stages.
+STOP_SECONDS = 90
+# The lines of a failed stage's output that the runner shows (the whole of it is in its log).
+FAILURE_LINES = 20
+
+
+class RunnerError(RuntimeError):
+    """A problem with the set-up (no cluster, no DVC remote); the message names the fix."""
+
+
+def connect(scheduler: str | None, workers: int | None) -> Client:
+    """A client of the scheduler at ``scheduler`` (or Dask's configured one), else of a new
+    ``LocalCluster`` in this process with ``workers`` workers (one per core by default)."""
+    address = scheduler or dask.config.get("scheduler-address", None)
+    if address:
+        try:
+            return Client(address, timeout="10s")
+        except OSError as error:
+            raise RunnerError(
+                f"no Dask scheduler answers at {address} ({error}): start one (`dask scheduler`)"
+                ", or unset DASK_SCHEDULER_ADDRESS to run on this machine"
+            ) from None
+    with warnings.catch_warnings():
+        # "Port 8787 is already in use": another run's dashboard; this one takes another port.
+        warnings.simplefilter("ignore")
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            # Threads in this process: a task only waits on DVC, in processes of its own.
+            processes=False,
+            silence_logs=logging.CRITICAL,
+        )
+    return Client(cluster)
+
+
+def _dashboard(client: Client) -> str | None:
+    try:
+        services = client.scheduler_info().get("services", {})
+    except OSError:
+        return None
+    return client.dashboard_link if "dashboard" in services else None
+
+
+def _check_remote_set_up(project: Path, client: Client, snapshot: workspace.Snapshot) -> bool:
+    """Whether any worker works outside the user's project; if so, that the project has a
+    default DVC remote for the data to go through."""
+    remote = client.run(_works_elsewhere, snapshot)
+    if not any(remote.values()):
+        return False
+    if not dvc(["config", "core.remote"], project, check=False).strip():
+        elsewhere = ", ".join(worker for worker, away in remote.items() if away)
+        raise RunnerError(
+            f"workers {elsewhere} work in other checkouts, which exchange data through a DVC "
+            "remote: add one (`dvc remote add -d <name> <url>`, committed to .dvc/config)"
+        )
+    return True
+
+
+def _works_elsewhere(snapshot: workspace.Snapshot) -> bool:
+    return not workspace.works_in_users_project(snapshot, workspace.checkout_of(Path.cwd()))
+
+
+def _remove_stale_workspaces(project: Path) -> None:
+    """Removes the workspaces of earlier runs whose process is gone."""
+    root = project / workspace.WORKSPACES
+    for folder in root.glob("*-*") if root.exists() else []:
+        pid = folder.name.rpartition("-")[2]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            workspace.remove_all(project, folder.name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Progress:
+    """The console's line per stage."""
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+
+    def started(self, event: tuple) -> None:
+        message = event[1]
+        logger.info("%s: started on %s", message["stage"], message["worker"])
+
+    def finished(self, result: task.Done) -> None:
+        self.done += 1
+        where = " (another checkout)" if result.remote else ""
+        logger.info(
+            "%s: done in %.1f s%s [%d/%d]",
+            result.stage, result.seconds, where, self.done, self.total,
+        )  # fmt: skip
+
+
+def _log_path(project: Path, run_id: str, stage: str) -> Path:
+    folder = project / workspace.WORKSPACES / "logs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{stage.replace('/', '_')}.log"
+
+
+def _report_failure(project: Path, run_id: str, failure: task.StageFailed) -> None:
+    log = _log_path(project, run_id, failure.stage)
+    log.write_text(failure.output)
+    lines = failure.output.rstrip().splitlines()[-FAILURE_LINES:]
+    logger.error(
+        "%s failed; the end of its output (all of it: %s):\n%s",
+        failure.stage, log, "\n".join(f"    {line}" for line in lines),
+    )  # fmt: skip
+
+
+def run_tasks(
+    project: Path,
+    client: Client,
+    plan: Plan,
+    snapshot: workspace.Snapshot,
+    run_id: str,
+    environment: dict[str, str],
+) -> tuple[bool, bool]:
+    """Runs the plan's tasks on the cluster; whether all succeeded, and whether any ran in
+    another checkout. Stops every task on Ctrl-C (KeyboardInterrupt is raised again after)."""
+    progress = _Progress(len(plan.tasks))
+    started: set[str] = set()
+
+    def on_start(event: tuple) -> None:
+        started.add(event[1]["stage"])
+        progress.started(event)
+
+    client.subscribe_topic(task.STARTED_TOPIC, on_start)
+    # Sent to the workers once, not with every task.
+    [shared_snapshot] = client.scatter([snapshot], hash=False)
+    futures: dict[str, Future] = {}
+    for stage, waits_for in plan.tasks.items():
+        futures[stage] = client.submit(
+            task.run_task,
+            task.Task(stage, run_id, environment),
+            shared_snapshot,
+            *(futures[before] for before in waits_for),
+            key=f"{stage}-{run_id}",
+            pure=False,
+        )
+    stages = {future.key: stage for stage, future in futures.items()}
+    failed, remote = False, False
+    try:
+        for future in as_completed(futures.values()):
+            stage = stages[future.key]
+            if future.status == "finished":
+                result = future.result()
+                _log_path(project, run_id, stage).write_text(result.output)
+                progress.finished(result)
+                remote |= result.remote
+                continue
+            error = future.exception()
+            if isinstance(error, task.StageFailed) and error.stage == stage:
+                _report_failure(project, run_id, error)
+            elif not isinstance(error, task.StageFailed):
+                logger.error("%s failed: %s", stage, error)
+            if not failed:
+                failed = True
+                # As `dvc repro`: no stage starts after a failure; those under way finish,
+                # and DVC's run-cache keeps them for the next run.
+                client.cancel([f for s, f in futures.items() if s not in started])
+    except KeyboardInterrupt:
+        _stop(client, futures, started)
+        raise
+    finally:
+        client.unsubscribe_topic(task.STARTED_TOPIC)
+    return not failed, remote
+
+
+def _stop(client: Client, futures: dict[str, Future], started: set[str]) -> None:
+    """Stops every running task as Ctrl-C would, cancels the others, and waits for the stages
+    under way to end."""
+    # Workers in this process share one list of guards: each guard once.
+    stopped = set().union(*client.run(task.stop_all).values())
+    client.cancel([future for stage, future in futures.items() if stage not in started])
+    if stopped:
+        logger.error("Interrupted: stopping %d running stage(s)", len(stopped))
+    under_way = [future for stage, future in futures.items() if stage in started]
+    try:
+        wait(under_way, timeout=STOP_SECONDS)
+    except Exception as error:  # A task cancelled as it started, or one past the time-out.
+        logger.debug("Waiting for the stopped tasks: %s", error)
+
+
+def record(project: Path, pull: bool) -> int:
+    """``dvc repro`` in the user's workspace: restores every task's outputs from the run-cache
+    (fetched from the DVC remote first, if tasks ran elsewhere) and runs what is left."""
+    if pull:
+        subprocess.run(["dvc", "fetch", "--run-cache", "--quiet"], cwd=project, check=False)
+    return subprocess.run(["dvc", "repro", *(["--pull"] if pull else [])], cwd=project).returncode
+
+
+def run(
+    project: Path,
+    connect_client: Callable[[], Client],
+    environment: dict[str, str],
+) -> int:
+    """Runs the pipeline of ``project``; returns the exit status of the run.
+
+    Raises:
+        RunnerError, DvcError: A problem of the set-up, or of the pipeline, that DVC names.
+    """
+    plan = make_plan(project)
+    if not plan.tasks:
+        return record(project, pull=False)
+    _remove_stale_workspaces(project)
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    snapshot = workspace.take_snapshot(project)
+    started = time.monotonic()
+    with connect_client() as client:
+        pull = _check_remote_set_up(project, client, snapshot)
+        workers = len(client.scheduler_info().get("workers", {}))
+        dashboard = _dashboard(client)
+        logger.info(
+            "Running %d stage(s) on %d Dask worker(s)%s; then `dvc repro` records them%s",
+            len(plan.tasks), workers,
+            f" (dashboard: {dashboard})" if dashboard else "",
+            f" and runs {', '.join(plan.left)}" if plan.left else "",
+        )  # fmt: skip
+        try:
+            succeeded, ran_elsewhere = run_tasks(
+                project, client, plan, snapshot, run_id, environment
+            )
+        finally:
+            workspace.remove_all(project, run_id)
+    if not succeeded:
+        logger.error(
+            "Stopped after a failure; the stages that ran are kept in DVC's run-cache, and "
+            "the next run restores them"
+        )
+        return 1
+    logger.info("The tasks took %.1f s; recording them with dvc repro", time.monotonic() - started)
+    return record(project, pull=pull or ran_elsewhere)

@@ -1,0 +1,152 @@
+"""A task: one stage, run by DVC in a workspace of its own, on whichever Dask worker takes it.
+
+In the workspace (``workspace.py``), ``dvc repro <stage>`` restores the stage's upstream stages
+from DVC's cache and run-cache (they ran in other tasks, or were up to date) and runs the stage,
+so that DVC records its run in the run-cache under the same key as in the user's workspace.
+On another machine, the task first fetches the run-cache from the DVC remote, pulls what it
+needs, and pushes its outputs and run-cache entry back.
+
+The command runs under ``guard.py``: a task stopped by the runner (Ctrl-C), or whose worker
+dies, ends its stage as Ctrl-C would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dask_repro import workspace
+from dask_repro.workspace import Snapshot
+
+# The event topic on which tasks say that they started.
+STARTED_TOPIC = "dask-repro-started"
+
+# The guard processes this worker process runs, to stop them all on the runner's request.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Task:
+    stage: str
+    run_id: str
+    # Variables set in the stage's environment (the runner's own values of the ones it passes on).
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Done:
+    stage: str
+    seconds: float
+    worker: str
+    remote: bool
+    output: str
+
+
+class StageFailed(Exception):
+    """A stage's run failed; carries its exit status and its output."""
+
+    def __init__(self, stage: str, status: int, output: str):
+        super().__init__(stage, status, output)
+        self.stage, self.status, self.output = stage, status, output
+
+    def __str__(self) -> str:
+        return f"{self.stage} exited with {self.status}"
+
+
+def _folder_name(stage: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.@-]", "_", stage)
+
+
+def _announce_start(stage: str) -> str:
+    """Tells the runner this task started; the worker's address (or "here")."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return "here"
+    # A LocalCluster numbers its workers; others are known by their address.
+    name = f"worker {worker.name}" if isinstance(worker.name, int) else worker.address
+    worker.log_event(STARTED_TOPIC, {"stage": stage, "worker": name})
+    return name
+
+
+def _guarded(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Runs ``command`` under the guard; its exit status and its output."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dask_repro.guard", *command],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        # A terminal's Ctrl-C reaches the runner alone, which stops each task once, through
+        # its guard (stop_all): a second interrupt could cut a stage's clean-up short.
+        start_new_session=True,
+    )
+    with _running_lock:
+        _running.add(process)
+    try:
+        output = process.stdout.read() if process.stdout else ""
+        return process.wait(), output
+    finally:
+        with _running_lock:
+            _running.discard(process)
+
+
+def _dvc(arguments: list[str], cwd: Path, env: dict[str, str], stage: str) -> str:
+    status, output = _guarded(["dvc", *arguments], cwd, env)
+    if status != 0:
+        raise StageFailed(stage, status, output)
+    return output
+
+
+def run_task(task: Task, snapshot: Snapshot, *upstream: Done) -> Done:
+    """Runs ``task`` in a workspace of its own made from ``snapshot`` (after ``upstream``, the
+    tasks it waits for)."""
+    started = time.monotonic()
+    worker = _announce_start(task.stage)
+    checkout = workspace.checkout_of(Path.cwd())
+    remote = not workspace.works_in_users_project(snapshot, checkout)
+    name = f"{task.run_id}/{_folder_name(task.stage)}-{uuid.uuid4().hex[:8]}"
+    folder = workspace.create(checkout, snapshot, name)
+    env = {**os.environ, **task.environment}
+    if remote:
+        # So that a stage can tell that what lives beside the user's project (a store in a
+        # file, say) is out of its reach.
+        env[workspace.ORIGIN_VARIABLE] = f"{snapshot.machine}:{snapshot.project}"
+    try:
+        output = ""
+        if remote:
+            output += _dvc(["fetch", "--run-cache", task.stage], folder, env, task.stage)
+        output += _dvc(
+            ["repro", *(["--pull"] if remote else []), task.stage], folder, env, task.stage
+        )
+        if remote:
+            output += _dvc(["push", "--run-cache", task.stage], folder, env, task.stage)
+    finally:
+        workspace.remove(checkout, folder)
+    return Done(task.stage, time.monotonic() - started, worker, remote, output)
+
+
+def stop_all() -> list[str]:
+    """Stops every task this worker process runs, as Ctrl-C would; returns their guards, as
+    "machine:pid". Returns at once: each task ends when its stage has cleaned up."""
+    with _running_lock:
+        running = list(_running)
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    return [f"{workspace.machine_id()}:{process.pid}" for process in running]

@@ -1,0 +1,88 @@
+"""`python -m dask_repro` on the toy pipeline: what `dvc repro` writes, side by side; a failed
+stage said once; Ctrl-C ends every stage and leaves the workspace as it was."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.dask_repro.conftest import environment, make_toy, run
+
+RUNNER = [sys.executable, "-m", "dask_repro", "--workers", "2"]
+
+
+def test_the_runner_writes_what_dvc_repro_writes(tmp_path: Path):
+    by_dvc, by_runner = make_toy(tmp_path / "dvc"), make_toy(tmp_path / "runner")
+    for toy in (by_dvc, by_runner):  # An uncommitted edit reaches every stage.
+        (toy / "seed.txt").write_text("edited\n")
+    run(["dvc", "repro"], by_dvc)
+    output = run(RUNNER, by_runner)
+    for stage in ("a", "b@1", "b@2", "b@3"):
+        assert f"{stage}: done in" in output
+        assert f"Stage '{stage}' is cached - skipping run" in output
+    assert "Running stage 'c'" in output  # Its output is not cached: the final dvc repro ran it.
+    for name in ("dvc.lock", "a.txt", "b1.txt", "b2.txt", "b3.txt", "c.txt"):
+        assert (by_runner / name).read_bytes() == (by_dvc / name).read_bytes(), name
+    assert (by_runner / "c.txt").read_text() == "edited\na\nb1\nedited\na\nb2\nc\n"
+    assert "up to date" in run(["dvc", "repro"], by_runner)
+    # No task's workspace is left.
+    assert len(run(["git", "worktree", "list"], by_runner).splitlines()) == 1
+    assert not [p for p in (by_runner / ".dvc/tmp/dask-repro").iterdir() if p.name[0].isdigit()]
+
+
+def test_a_failed_stage_says_its_own_message_once_and_the_others_are_kept(toy: Path):
+    (toy / "fail-b2").write_text("b2 cannot go on: delete fail-b2")
+    output = run(RUNNER, toy, expect_failure=True)
+    assert output.count("b2 cannot go on: delete fail-b2") == 1
+    assert "b@2 failed; the end of its output" in output
+    assert not (toy / "dvc.lock").exists()  # Nothing recorded in the workspace.
+    (toy / "fail-b2").unlink()
+    # The stages that succeeded are in DVC's run-cache: the next run restores them.
+    rerun = run(RUNNER, toy)
+    assert "b@2: done in" in rerun and "Running stage 'c'" in rerun
+
+
+def test_ctrl_c_ends_every_stage_and_leaves_the_workspace_as_it_was(toy: Path):
+    for name in ("b1", "b2", "b3"):
+        (toy / f"sleep-{name}").write_text("60")
+    runner = subprocess.Popen(
+        RUNNER,
+        cwd=toy,
+        env=environment(),
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen, deadline = "", time.monotonic() + 60
+    while seen.count(": started on") < 3:  # a, then two of the b's, side by side.
+        assert time.monotonic() < deadline, seen
+        seen += runner.stdout.readline()
+    time.sleep(1)
+    os.killpg(runner.pid, signal.SIGINT)  # Ctrl-C in the terminal.
+    assert runner.wait(timeout=60) == 130
+    seen += runner.stdout.read()
+    assert "Interrupted: stopping 2 running stage(s)" in seen
+    assert not subprocess.run(["pgrep", "-f", f"{toy}.*make.py"], check=False).stdout
+    assert not (toy / "dvc.lock").exists() and not (toy / "b1.txt").exists()
+    assert len(run(["git", "worktree", "list"], toy).splitlines()) == 1
+    shutil.rmtree(toy / ".dvc/tmp/dask-repro/logs")
+    assert [p.name for p in (toy / ".dvc/tmp/dask-repro").iterdir()] == ["git.lock"]
+
+
+def test_params_set_on_the_command_line_reach_the_stages(toy: Path):
+    (toy / "params.yaml").write_text("seed_text: one  # the seed\n")
+    (toy / "dvc.yaml").write_text(
+        (toy / "dvc.yaml")
+        .read_text()
+        .replace("deps: [make.py, seed.txt]", "deps: [make.py, seed.txt]\n    params: [seed_text]")
+    )
+    run([*RUNNER, "-S", "seed_text=two"], toy)
+    assert "seed_text: two  # the seed" in (toy / "params.yaml").read_text()
+    assert "seed_text: two" in (toy / "dvc.lock").read_text()
