@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup kernels run worker test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
+.PHONY: setup kernels run scheduler worker test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
 
 setup: $(VENV)/.installed kernels
 
@@ -27,10 +27,14 @@ kernels: $(VENV)/.installed
 run: setup
 	python -m dask_repro --env MLFLOW_TRACKING_URI --env LOG_LEVEL
 
-# A worker for another machine's `make run` (docs/team.md): started in this checkout, it runs
-# stages in worktrees of it, with data through the DVC remote. SCHEDULER=tcp://<host>:8786.
+# A cluster of machines for `make run` (docs/team.md): a scheduler, and on each machine a
+# worker per core, started in a checkout of the project, which runs stages in worktrees of it
+# and exchanges data through the DVC remote. Both import the runner's code from this checkout.
+SCHEDULER ?= tcp://127.0.0.1:8786
+scheduler: $(VENV)/.installed
+	PYTHONPATH=$(CURDIR) dask scheduler
 worker: setup
-	PYTHONPATH=$(CURDIR) dask worker --nworkers 1 --nthreads 1 $(SCHEDULER)
+	PYTHONPATH=$(CURDIR) dask worker --nworkers $$(nproc) --nthreads 1 $(SCHEDULER)
 
 # The fast tier: units, the kernels against Keras, params, the layout; no pipeline run. In
 # TEST_WORKERS processes (pytest-xdist): one per core here.

@@ -7,7 +7,9 @@ SIGTERM or SIGHUP this process gets is passed on to that group once, as SIGINT, 
 Ctrl-C would: a second interrupt in the middle of the command's own clean-up could cut that
 clean-up short. If the process that started this one dies (a Dask worker killed with
 ``kill -9``), the command is stopped the same way. A command that has not ended
-``KILL_AFTER_SECONDS`` after the interrupt gets SIGKILL.
+``KILL_AFTER_SECONDS`` after the interrupt gets SIGKILL. The command's output goes through
+this process, which keeps reading it when its own reader is gone: the command never writes
+into a closed pipe, which would fail it before it could clean up.
 
 This module imports only the standard library: it starts in a fraction of a second.
 """
@@ -19,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 # How long a stopped command may take to clean up (end its MLflow run, say) before SIGKILL.
@@ -29,6 +32,19 @@ _POLL_SECONDS = 0.2
 def _signal_group(group: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signum)
+
+
+def _relay(source: int, target) -> None:
+    """Copies what comes from file descriptor ``source`` to ``target`` as it comes, until the
+    end; once ``target`` fails (its reader is gone), drops the rest."""
+    writing = True
+    while chunk := os.read(source, 1 << 16):
+        if writing:
+            try:
+                target.write(chunk)
+                target.flush()
+            except (OSError, ValueError):
+                writing = False
 
 
 def main(command: list[str]) -> int:
@@ -48,7 +64,14 @@ def main(command: list[str]) -> int:
         # A background job of a shell without job control starts with SIGINT ignored, and its
         # children inherit that: the command must take the interrupt this process passes on.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
+    assert child.stdout is not None
+    output = threading.Thread(
+        target=_relay, args=(child.stdout.fileno(), sys.stdout.buffer), daemon=True
+    )
+    output.start()
     stopped_at: float | None = None
     while (status := child.poll()) is None:
         if stopped_at is None and (stop_requested or os.getppid() != parent):
@@ -57,6 +80,7 @@ def main(command: list[str]) -> int:
         elif stopped_at is not None and time.monotonic() - stopped_at > KILL_AFTER_SECONDS:
             _signal_group(child.pid, signal.SIGKILL)
         time.sleep(_POLL_SECONDS)
+    output.join(timeout=5)
     return 128 - status if status < 0 else status
 
 

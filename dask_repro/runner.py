@@ -159,18 +159,21 @@ def run_tasks(
         progress.started(event)
 
     client.subscribe_topic(task.STARTED_TOPIC, on_start)
-    # Sent to the workers once, not with every task.
-    [shared_snapshot] = client.scatter([snapshot], hash=False)
     futures: dict[str, Future] = {}
-    for stage, waits_for in plan.tasks.items():
-        futures[stage] = client.submit(
-            task.run_task,
-            task.Task(stage, run_id, environment),
-            shared_snapshot,
-            *(futures[before] for before in waits_for),
-            key=f"{stage}-{run_id}",
-            pure=False,
-        )
+    with warnings.catch_warnings():
+        # Each task carries the snapshot, so that a task whose worker dies can run elsewhere
+        # (data scattered to that worker would go with it); Dask warns of a large graph when
+        # the workspace's edits are large.
+        warnings.simplefilter("ignore", UserWarning)
+        for stage, waits_for in plan.tasks.items():
+            futures[stage] = client.submit(
+                task.run_task,
+                task.Task(stage, run_id, environment),
+                snapshot,
+                *(futures[before] for before in waits_for),
+                key=f"{stage}-{run_id}",
+                pure=False,
+            )
     stages = {future.key: stage for stage, future in futures.items()}
     failed, remote = False, False
     try:
@@ -186,7 +189,7 @@ def run_tasks(
             if isinstance(error, task.StageFailed) and error.stage == stage:
                 _report_failure(project, run_id, error)
             elif not isinstance(error, task.StageFailed):
-                logger.error("%s failed: %s", stage, error)
+                logger.error("%s failed: %s (%s)", stage, error, future.status)
             if not failed:
                 failed = True
                 # As `dvc repro`: no stage starts after a failure; those under way finish,

@@ -78,6 +78,23 @@ def test_a_run_stopped_by_a_signal_ends_killed_whatever_error_the_interrupt_beca
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_a_run_interrupted_while_it_opens_ends_killed(client, monkeypatch):
+    # A worker killed as its stage opened the run (tests/test_cluster.py): the store had made
+    # the run, and the interrupt came before the stage held it.
+    start_run = mlflow.start_run
+
+    def interrupted_start_run(*args, **kwargs):
+        opened = start_run(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+        return opened
+
+    monkeypatch.setattr(mlflow, "start_run", interrupted_start_run)
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"), lifecycle.run("test"):
+        pytest.fail("the stage went on after the interrupt")
+    assert status_of_only_run(client) == "KILLED"
+
+
 def test_a_reopened_run_keeps_its_tags_and_ends_finished_again(client):
     with lifecycle.run("test", tags={"pipeline_stage": "train"}) as first:
         pass

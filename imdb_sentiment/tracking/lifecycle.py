@@ -34,12 +34,16 @@ SYSTEM_METRICS_SECONDS = 5
 
 # The signal that stopped this process's run, if one did (set by the handler below).
 _stopped_by: str | None = None
+# True while the run is being opened: an interrupt then waits until the run is open, so that
+# the run it created is ended KILLED rather than left RUNNING.
+_opening = False
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     global _stopped_by
     _stopped_by = signal.Signals(signum).name
-    raise KeyboardInterrupt(f"stopped by signal {_stopped_by}")
+    if not _opening:
+        raise KeyboardInterrupt(f"stopped by signal {_stopped_by}")
 
 
 def _restore(handlers: dict) -> None:
@@ -98,8 +102,8 @@ def run(
     end_orphaned_runs(experiment_id)
     if run_id is None:
         end_unrecorded_runs(experiment_id)
-    global _stopped_by
-    _stopped_by = None
+    global _stopped_by, _opening
+    _stopped_by, _opening = None, True
     previous_handlers = {
         stop: signal.signal(stop, _raise_keyboard_interrupt)
         for stop in (signal.SIGINT, signal.SIGTERM)
@@ -116,10 +120,14 @@ def run(
             log_system_metrics=system_metrics,
         )
     except Exception as error:
+        _opening = False
         _restore(previous_handlers)
         raise store.problem(error, "starting a run", time.monotonic() - started) from error
+    _opening = False
     status = RunStatus.FAILED
     try:
+        if _stopped_by is not None:  # Interrupted while the run was being opened.
+            raise KeyboardInterrupt(f"stopped by signal {_stopped_by}")
         yield active_run
         status = RunStatus.FINISHED
     except KeyboardInterrupt:

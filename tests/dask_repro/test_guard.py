@@ -11,8 +11,9 @@ from pathlib import Path
 
 from tests.dask_repro.conftest import environment
 
-# Counts the SIGINTs it gets in a file; the first starts a 2-second clean-up, after which it
-# exits 130, as a stage that ends its MLflow run does.
+# Counts the SIGINTs it gets in a file, printing a line every 50 ms as a training does; the
+# first starts a 2-second clean-up, after which it exits 130, as a stage that ends its MLflow
+# run does.
 COUNTING_COMMAND = """\
 import pathlib, signal, sys, time
 log = pathlib.Path(sys.argv[1])
@@ -21,8 +22,10 @@ def count(signum, frame):
 signal.signal(signal.SIGINT, count)
 log.write_text("started\\n")
 while "INT" not in log.read_text():
+    print("epoch", flush=True)
     time.sleep(0.05)
 time.sleep(2)
+log.write_text(log.read_text() + "cleaned up\\n")
 sys.exit(130)
 """
 
@@ -30,10 +33,12 @@ sys.exit(130)
 def _guard(log: Path, via_parent: bool = False) -> subprocess.Popen:
     command = [sys.executable, "-m", "dask_repro.guard", sys.executable, "-c", COUNTING_COMMAND,
                str(log)]  # fmt: skip
-    if via_parent:  # A stand-in for a Dask worker: a process that starts the guard and waits.
-        command = [sys.executable, "-c",
-                   "import subprocess, sys; subprocess.run(sys.argv[1:])", *command]  # fmt: skip
-    process = subprocess.Popen(command, env=environment(), start_new_session=True)
+    if via_parent:  # A stand-in for a Dask worker: it starts the guard and reads its output.
+        command = [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:], "
+                   "stdout=subprocess.PIPE)", *command]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=environment(), start_new_session=True, stdout=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 30
     while not log.exists():
         assert time.monotonic() < deadline
@@ -60,12 +65,14 @@ def test_a_stopped_guard_interrupts_its_command_once(tmp_path: Path):
 
 
 def test_the_command_is_interrupted_when_the_guards_parent_dies(tmp_path: Path):
+    # And it cleans up while it goes on printing, its reader gone with the worker.
     log = tmp_path / "log"
     worker = _guard(log, via_parent=True)
+    time.sleep(0.5)
     os.kill(worker.pid, signal.SIGKILL)  # kill -9 of the worker
     worker.wait()
     deadline = time.monotonic() + 30
-    while log.read_text().count("INT") < 1:
-        assert time.monotonic() < deadline, "the command was not interrupted"
+    while "cleaned up" not in log.read_text():
+        assert time.monotonic() < deadline, f"the command did not clean up: {log.read_text()}"
         time.sleep(0.1)
     assert log.read_text().count("INT") == 1
