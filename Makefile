@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup kernels run scheduler worker test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
+.PHONY: setup kernels run stop-warm scheduler worker test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
 
 setup: $(VENV)/.installed kernels
 
@@ -26,6 +26,11 @@ kernels: $(VENV)/.installed
 # same stages one at a time, with the same results.
 run: setup
 	python -m dask_repro --env MLFLOW_TRACKING_URI --env LOG_LEVEL
+
+# Stops the warm interpreter that stages fork from (prefork/), this checkout's and environment's
+# only: after an upgrade, say (it stops by itself after 5 idle minutes).
+stop-warm: $(VENV)/.installed
+	python -c "import stages; stages.stop_warm_interpreter()"
 
 # A cluster of machines for `make run` (docs/team.md): a scheduler, and on each machine a
 # worker per core, started in a checkout of the project, which runs stages in worktrees of it

@@ -1,19 +1,23 @@
-"""Where the time of a multi-seed run goes: N seeds of every model, run as a user runs them
-(`dvc exp run -S train.seeds=[...]`) in a scratch copy of the project, from its prepared data.
-Not a test: it prints numbers.
+"""Where the time of a multi-seed run goes: N seeds of every model, from the prepared data, in
+a scratch copy of the project, run one way or several, one after the other in the same
+invocation, so that their times compare. Not a test: it prints numbers.
 
-    python bench/seeds.py --seeds 3                 # this working tree
-    python bench/seeds.py --seeds 3 --against HEAD~2   # also a commit's code, in the same run
+    python bench/seeds.py --seeds 2                          # make run's runner (dask_repro)
+    python bench/seeds.py --seeds 2 --ways runner,dvc        # and plain `dvc exp run`
+    python bench/seeds.py --seeds 2 --ways 33263ea,runner    # a commit's code, with DVC
 
-Needs the prepared data (`dvc repro prepare`). Each copy gets the project's files (the working
-tree's, or a commit's with --against), the prepared data, its own git repository, DVC cache
-and MLflow store, so nothing is restored from the project's run-cache and nothing is logged to
-its store. Prints, per stage, its wall time (from DVC's "Running stage" line to the next one,
-so DVC's own work between stages counts with the stage before), for training stages the
-seconds inside Keras' fit (which may have run before the stage started: trained ahead, beside
-the stage before), whether it trained beside another, and its throughput against the machine's
-float32 matmul peak; then the totals by kind: training stages, evaluation, report, and DVC's
-own time around them, and the training's arithmetic over the training stages' wall time.
+The ways: ``runner`` is `python -m dask_repro -S train.seeds=[...]` (what `make run` runs, one
+stage per core at a time); ``dvc`` is `dvc exp run -S train.seeds=[...]` (one stage at a time);
+a git commit is that commit's code under `dvc exp run`. A way may end with ``+NAME=VALUE``, an
+environment variable for that way's run alone (``runner+PREFORK=0``). Needs the prepared data
+(`dvc repro prepare`). Each copy gets the project's files (the working tree's, or a commit's),
+the prepared data, its own git repository, DVC cache and MLflow store, so nothing is restored
+from the project's run-cache and nothing is logged to its store. Prints, per stage, its wall
+time (under DVC, from its "Running stage" line to the next one, so DVC's own work between
+stages counts with the stage before; under the runner, its task's, which run side by side), for
+training stages the seconds inside Keras' fit and the training's throughput against the
+machine's float32 matmul peak; then the totals by kind, and whether every way gave every model
+and seed the same bytes.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from imdb_sentiment.params import load_params  # noqa: E402
 
 GATES = {"simplernn": 1, "lstm": 4, "gru": 3}
 RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
+# The runner's line when a task ends.
+TASK_DONE = re.compile(r"(\S+): done in ([0-9.]+) s")
 # The seeds a run of N seeds uses: the default one first, as params.yaml's comment suggests.
 SEED_ORDER = [42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
 
@@ -61,8 +67,6 @@ class Stage:
     fit: float | None = None
     first_step: float | None = None
     gflop: float | None = None
-    # Whether the training ran beside another (imdb_sentiment/ahead.py).
-    beside: bool | None = None
 
 
 @dataclass
@@ -150,11 +154,6 @@ def scratch_copy(against: str | None) -> Path:
             if source.is_file():
                 (root / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, root / relative)
-    project = paths.this_project()
-    for source in (project.archive, *project.prepared_dir.iterdir()):
-        target = root / source.relative_to(PROJECT_ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
     quiet = {"capture_output": True, "check": True, "cwd": root}
     subprocess.run(["git", "init", "-q"], **quiet)
     subprocess.run(["git", "add", "-A"], **quiet)
@@ -162,40 +161,61 @@ def scratch_copy(against: str | None) -> Path:
         ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "x"],
         **quiet,
     )
+    # The data after the commit: DVC's, not git's.
+    project = paths.this_project()
+    for source in (project.archive, project.data_stats, *project.prepared_dir.iterdir()):
+        target = root / source.relative_to(PROJECT_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
     # The data stages as they are: their outputs committed to this copy's cache.
     subprocess.run(["dvc", "commit", "--force", "download", "prepare"], **quiet)
     return root
 
 
-def run_pipeline(label: str, root: Path, seeds: list[int]) -> PipelineRun:
-    """`dvc exp run -S train.seeds=[...]` in ``root``, each stage timed from its first line."""
-    command = ["dvc", "exp", "run", "-S", f"train.seeds=[{','.join(map(str, seeds))}]"]
+def run_pipeline(
+    label: str, root: Path, seeds: list[int], runner: bool, env: dict[str, str]
+) -> PipelineRun:
+    """The pipeline with ``seeds`` in ``root``, by the runner or by `dvc exp run`, with ``env``
+    added to the environment; each stage timed."""
+    setting = f"train.seeds=[{','.join(map(str, seeds))}]"
+    command = (
+        [sys.executable, "-m", "dask_repro", "-S", setting]
+        if runner
+        else ["dvc", "exp", "run", "-S", setting]
+    )
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=root,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     starts: list[tuple[str, float]] = []
+    durations: dict[str, float] = {}
     log = []
     for line in process.stdout:
         log.append(line)
-        match = RUNNING_STAGE.search(line)
-        if match:
+        if (match := RUNNING_STAGE.search(line)) and not runner:
             starts.append((match.group(1), time.perf_counter() - started))
+        if match := TASK_DONE.search(line):
+            durations[match.group(1)] = float(match.group(2))
     wall = time.perf_counter() - started
     if process.wait() != 0:
         sys.stdout.write("".join(log[-40:]))
         raise SystemExit(f"{label}: `{' '.join(command)}` failed in {root}")
+    for index, (name, start) in enumerate(starts):
+        durations[name] = (starts[index + 1][1] if index + 1 < len(starts) else wall) - start
     run = PipelineRun(label, wall)
     project = paths.ProjectFiles(root)
-    for index, (name, start) in enumerate(starts):
-        end = starts[index + 1][1] if index + 1 < len(starts) else wall
-        stage = Stage(name, end - start)
+    for name, seconds in durations.items():
+        stage = Stage(name, seconds)
         if name.startswith("train@"):
             model, seed = name.removeprefix("train@").rsplit("-", 1)
             timing = read_json(project.training_time(model, int(seed)))
             stage.fit = timing["training_seconds"]
             stage.first_step = timing["seconds_to_first_step"]
-            stage.beside = bool(timing.get("trained_beside_another"))
             stage.gflop = training_gflop(project, model, int(seed))
         run.stages.append(stage)
     for pattern in RESULT_FILES:
@@ -226,39 +246,34 @@ def compare_results(runs: list[PipelineRun]) -> str:
 
 def stage_table(run: PipelineRun, peak: float) -> str:
     lines = [
-        f"{run.label}: every stage (a training's fit may have run before its stage started:"
-        " trained ahead, beside the stage before)",
-        f"{'stage':24s} {'wall s':>7s} {'fit s':>7s} {'beside':>7s} {'first step s':>13s}"
+        f"{run.label}: every stage",
+        f"{'stage':24s} {'wall s':>7s} {'fit s':>7s} {'first step s':>13s}"
         f" {'GFLOP/s':>8s} {'of peak':>8s}",
     ]
     for stage in run.stages:
         row = f"{stage.name:24s} {stage.wall:7.1f}"
         if stage.fit is not None:
             rate = stage.gflop / stage.fit
-            beside = "yes" if stage.beside else "no"
-            row += (
-                f" {stage.fit:7.1f} {beside:>7s} {stage.first_step:13.1f}"
-                f" {rate:8.1f} {rate / peak:8.0%}"
-            )
+            row += f" {stage.fit:7.1f} {stage.first_step:13.1f} {rate:8.1f} {rate / peak:8.0%}"
         lines.append(row)
     return "\n".join(lines)
 
 
 def split(run: PipelineRun) -> dict[str, float]:
-    """The run's wall time by kind of work. Trainings that run ahead overlap each other, so
-    their fit seconds can add up to more than the training stages' wall time: the rate is
-    the arithmetic over that wall time, the machine's throughput while it trains."""
+    """The run's seconds by kind of work, summed over its stages (under the runner, stages run
+    side by side: their sum is more than the wall time). The training rate is the arithmetic
+    over the summed fit seconds."""
     trains = [stage for stage in run.stages if stage.fit is not None]
     kinds = {
-        "training stages": sum(stage.wall for stage in trains),
-        "fit, summed over trainings": sum(stage.fit for stage in trains),
-        "evaluation stages": sum(s.wall for s in run.stages if s.name.startswith("evaluate@")),
+        "training stages, summed": sum(stage.wall for stage in trains),
+        "fit, summed": sum(stage.fit for stage in trains),
+        "evaluations, summed": sum(s.wall for s in run.stages if s.name.startswith("evaluate@")),
         "report stage": sum(stage.wall for stage in run.stages if stage.name == "report"),
+        "total (wall)": run.wall,
     }
-    kinds["DVC before the first stage"] = run.wall - sum(stage.wall for stage in run.stages)
-    kinds["total"] = run.wall
     gflop = sum(stage.gflop for stage in trains)
-    kinds["training GFLOP/s"] = gflop / kinds["training stages"]
+    kinds["training GFLOP/s, per fit"] = gflop / kinds["fit, summed"]
+    kinds["training GFLOP/s, per wall s"] = gflop / run.wall
     return kinds
 
 
@@ -271,7 +286,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=1, help="seeds per model (default 1)")
     parser.add_argument(
-        "--against", help="a git commit whose code also runs, first, for a side-by-side table"
+        "--ways",
+        default="runner",
+        help="comma-separated, run in this order: runner, dvc, or a git commit (default runner)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
     arguments = parser.parse_args()
@@ -281,17 +298,17 @@ def main() -> None:
         raise SystemExit("no prepared data: run `dvc repro prepare` first")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     seeds = SEED_ORDER[: arguments.seeds]
-    versions = ([(arguments.against, arguments.against)] if arguments.against else []) + [
-        ("working tree", None)
-    ]
+    ways = arguments.ways.split(",")
     peak = matmul_peak_gflops()
     _print(f"float32 matmul peak (4096 x 4096, TensorFlow): {peak:.0f} GFLOP/s")
     runs = []
-    for label, against in versions:
-        root = scratch_copy(against)
-        _print(f"{label}: {len(seeds)} seed(s) x every model in {root}")
+    for way in ways:
+        code, *settings = way.split("+")
+        env = dict(setting.split("=", 1) for setting in settings)
+        root = scratch_copy(None if code in ("runner", "dvc") else code)
+        _print(f"{way}: {len(seeds)} seed(s) x every model in {root}")
         try:
-            runs.append(run_pipeline(label, root, seeds))
+            runs.append(run_pipeline(way, root, seeds, runner=code == "runner", env=env))
         finally:
             if not arguments.keep:
                 shutil.rmtree(root, ignore_errors=True)
@@ -304,7 +321,7 @@ def main() -> None:
         _print(f"{kind:30s}{cells}")
     _print(
         f"{'training, share of peak':30s}"
-        + "".join(f"{values['training GFLOP/s'] / peak:15.0%}" for values in splits)
+        + "".join(f"{values['training GFLOP/s, per wall s'] / peak:15.0%}" for values in splits)
     )
     if len(runs) > 1:
         _print(compare_results(runs))

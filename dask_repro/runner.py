@@ -185,11 +185,13 @@ def run_tasks(
                 progress.finished(result)
                 remote |= result.remote
                 continue
+            if future.status == "cancelled":  # Not started, after another stage failed.
+                continue
             error = future.exception()
             if isinstance(error, task.StageFailed) and error.stage == stage:
                 _report_failure(project, run_id, error)
             elif not isinstance(error, task.StageFailed):
-                logger.error("%s failed: %s (%s)", stage, error, future.status)
+                logger.error("%s failed: %s", stage, error)
             if not failed:
                 failed = True
                 # As `dvc repro`: no stage starts after a failure; those under way finish,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 # Copies of the project that stages run in, each under a folder of the project it was copied
 # from: `dvc exp run --queue` and `--temp` (DVC's), and a task's workspace of `make run`
-# (dask_repro.workspace.WORKSPACES; tests/test_dask_repro.py checks that the two agree).
+# (dask_repro.workspace.WORKSPACES; tests/test_boundaries.py checks that the two agree).
 PROJECT_COPIES = (Path(".dvc") / "tmp" / "exps", Path(".dvc") / "tmp" / "dask-repro")
 
 

@@ -121,6 +121,9 @@ def serve(path: Path, idle_seconds: float, preload: list[str]) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return
+    # Who serves this socket, for prefork.stop.
+    lock.write(str(os.getpid()))
+    lock.flush()
     for name in preload:
         importlib.import_module(name)
     # What the imports made lives as long as the server: frozen, the forks' garbage collections
@@ -140,6 +143,8 @@ def serve(path: Path, idle_seconds: float, preload: list[str]) -> None:
     os.replace(temporary, path)
     bound = os.stat(path).st_ino
     listener.settimeout(idle_seconds)
+    # prefork.stop's SIGTERM ends the server through its clean-up; the forks reset it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         while True:
             try:

@@ -7,6 +7,8 @@ afresh each time. ``PREFORK=0`` runs every stage in a cold interpreter of its ow
 ``LOG_LEVEL=DEBUG``, which shows everything, the libraries' start-up lines included.
 """
 
+import logging
+
 import prefork
 from imdb_sentiment import cli
 
@@ -27,3 +29,11 @@ if not cli.verbose():
     # configure_console first: the warm interpreter imports the libraries in the environment
     # the stages set for them (TensorFlow reads its log level once).
     prefork.delegate(HEAVY_LIBRARIES, prepare=cli.configure_console)
+
+
+def stop_warm_interpreter() -> None:
+    """Stops the warm interpreter that this project's stages would run in, here and now
+    (`make stop-warm`); others (another checkout's, another environment's) are left alone."""
+    pid = prefork.stop(HEAVY_LIBRARIES, prepare=cli.configure_console)
+    logger = logging.getLogger("stages")
+    logger.info(f"Stopped the warm interpreter (pid {pid})" if pid else "No warm interpreter runs")

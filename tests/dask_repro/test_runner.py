@@ -86,3 +86,26 @@ def test_params_set_on_the_command_line_reach_the_stages(toy: Path):
     run([*RUNNER, "-S", "seed_text=two"], toy)
     assert "seed_text: two  # the seed" in (toy / "params.yaml").read_text()
     assert "seed_text: two" in (toy / "dvc.lock").read_text()
+
+
+def test_two_runs_in_two_clones_at_once_do_not_collide(tmp_path: Path):
+    toys = [make_toy(tmp_path / name) for name in ("first", "second")]
+    for toy in toys:
+        (toy / "sleep-b1").write_text("3")
+    runners = [
+        subprocess.Popen(
+            RUNNER,
+            cwd=toy,
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for toy in toys
+    ]
+    for runner in runners:
+        output, _ = runner.communicate(timeout=300)
+        assert runner.returncode == 0, output
+    for toy in toys:
+        assert (toy / "c.txt").read_text() == "seed\na\nb1\nseed\na\nb2\nc\n"
+        assert "up to date" in run(["dvc", "repro"], toy)

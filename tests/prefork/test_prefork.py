@@ -263,3 +263,53 @@ def test_a_second_server_for_the_same_socket_leaves_before_importing(command):
         for server in servers:
             if server.poll() is None:
                 server.kill()
+
+
+def test_an_upgraded_distribution_gets_a_server_of_its_own(command):
+    # `pip install -U numpy` under a warm server that imported the old numpy: the next command
+    # must not run on it. A new distribution's metadata folder stands in for the upgrade.
+    command()
+    wait_for_server(command.sockets)
+    assert shown(command())["warm"] is True
+    (command.cwd / "numpy-9.9.9.dist-info").mkdir()
+    assert shown(command())["warm"] is False
+
+
+def test_a_socket_folder_that_is_not_this_users_alone_is_refused(command):
+    folder = command.sockets / f"prefork-{os.getuid()}"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)  # As another user could have left it, writable by all.
+    result = command()
+    assert shown(result)["warm"] is False
+    assert f"prefork: running cold: {folder} is not a folder of this user's alone" in result.stderr
+    assert not list(folder.iterdir())  # No server was started there.
+
+
+def test_stop_ends_the_server_of_these_libraries_and_no_other(command):
+    stop = [sys.executable, "-c", "import prefork; print(prefork.stop(('json', 'decimal')))"]
+    # As the commands run: the same environment and folder make the same key.
+    settings = {"env": command.environment, "cwd": command.cwd}
+    none = subprocess.run(stop, **settings, capture_output=True, text=True, check=True)
+    assert none.stdout.strip() == "None"
+    command()
+    wait_for_server(command.sockets)
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefork.server",
+            str(next(command.sockets.glob("*")) / "x.sock"),
+            "60",
+            "decimal",
+        ],
+        env=command.environment,
+    )
+    stopped = subprocess.run(stop, **settings, capture_output=True, text=True, check=True)
+    assert stopped.stdout.strip().isdigit()
+    deadline = time.monotonic() + 15
+    while list(command.sockets.glob("*/[!x]*.sock")):
+        assert time.monotonic() < deadline, "the server did not stop"
+        time.sleep(0.1)
+    assert other.poll() is None  # Another list of libraries: another server, left alone.
+    other.kill()
+    assert shown(command())["warm"] is False  # And the next command starts one again.
