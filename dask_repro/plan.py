@@ -25,6 +25,8 @@ _NODE = re.compile(r'^\s*"(?P<name>[^"]+)";')
 # A stage whose only changes are outputs or dependencies missing from the workspace, but kept in
 # DVC's cache, needs no task: the final `dvc repro` checks them out.
 _ONLY_MISSING = {"deleted"}
+# Missing from the workspace, and from the cache too.
+_LOST = {"deleted", "not in cache"}
 
 
 class DvcError(RuntimeError):
@@ -97,6 +99,24 @@ def needs_running(changes: list) -> bool:
     return False
 
 
+def records_lost_outputs(changes: list) -> bool:
+    """Whether a stage's entry of ``dvc status --json`` says that dvc.lock records the stage as
+    it is (its command, dependencies and params), with outputs that are in no cache: a fresh
+    clone's committed dvc.lock, say. DVC then runs the stage again in the user's workspace,
+    whatever its run-cache holds: a task's run of it must be recorded another way."""
+    lost = False
+    for change in changes:
+        if not isinstance(change, dict):
+            return False
+        for kind, details in change.items():
+            if kind not in ("changed outs", "changed deps") or not isinstance(details, dict):
+                return False
+            if not all(isinstance(value, str) and value in _LOST for value in details.values()):
+                return False
+            lost |= kind == "changed outs" and "not in cache" in details.values()
+    return lost
+
+
 def _stage_definitions(project: Path, stage: str) -> dict | None:
     """The definition of ``stage`` (``name``, ``name@item`` or ``path/dvc.yaml:name``) in its
     dvc.yaml, or None for a ``.dvc`` file or a definition that cannot be read."""
@@ -145,10 +165,12 @@ def restorable(definition: dict | None) -> bool:
 @dataclass(frozen=True)
 class Plan:
     """The tasks, each with the tasks it waits for, in DVC's order; the stages left to the final
-    ``dvc repro``."""
+    ``dvc repro``; the tasks whose outputs ``dvc commit`` records (see
+    :func:`records_lost_outputs`)."""
 
     tasks: dict[str, tuple[str, ...]]
     left: tuple[str, ...]
+    committed: frozenset[str] = frozenset()
 
 
 def make_plan(project: Path) -> Plan:
@@ -170,4 +192,7 @@ def make_plan(project: Path) -> Plan:
         for stage in graph.stages
         if stage in must_run - left
     }
-    return Plan(tasks, tuple(stage for stage in graph.stages if stage in left))
+    committed = {stage for stage in tasks if records_lost_outputs(status.get(stage, []))}
+    return Plan(
+        tasks, tuple(stage for stage in graph.stages if stage in left), frozenset(committed)
+    )

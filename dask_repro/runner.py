@@ -9,6 +9,7 @@ workers started by ``dask worker`` elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -168,7 +169,7 @@ def run_tasks(
         for stage, waits_for in plan.tasks.items():
             futures[stage] = client.submit(
                 task.run_task,
-                task.Task(stage, run_id, environment),
+                task.Task(stage, run_id, environment, hand_back=stage in plan.committed),
                 snapshot,
                 *(futures[before] for before in waits_for),
                 key=f"{stage}-{run_id}",
@@ -176,6 +177,8 @@ def run_tasks(
             )
     stages = {future.key: stage for stage, future in futures.items()}
     failed, remote = False, False
+    # Handed-back outputs wait here until every task is done (runner.commit).
+    staging = project / workspace.WORKSPACES / run_id / "handed-back"
     try:
         for future in as_completed(futures.values()):
             stage = stages[future.key]
@@ -184,6 +187,7 @@ def run_tasks(
                 _log_path(project, run_id, stage).write_text(result.output)
                 progress.finished(result)
                 remote |= result.remote
+                _stage_files(staging, result.files)
                 continue
             if future.status == "cancelled":  # Not started, after another stage failed.
                 continue
@@ -202,7 +206,29 @@ def run_tasks(
         raise
     finally:
         client.unsubscribe_topic(task.STARTED_TOPIC)
+    if not failed and plan.committed:
+        commit(project, plan, staging)
     return not failed, remote
+
+
+def _stage_files(staging: Path, files: dict[str, bytes]) -> None:
+    for relative, content in files.items():
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def commit(project: Path, plan: Plan, staging: Path) -> None:
+    """Moves the handed-back outputs into the user's workspace (each file whole: a rename) and
+    has DVC record them (`dvc commit`): for a stage whose dvc.lock entry names outputs in no
+    cache, DVC would run the stage again rather than restore it from the run-cache."""
+    for staged in sorted(path for path in staging.rglob("*") if path.is_file()):
+        target = project / staged.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged.replace(target)
+    stages = [stage for stage in plan.tasks if stage in plan.committed]
+    logger.info("Recording %d stage(s) whose recorded outputs were lost: dvc commit", len(stages))
+    dvc(["commit", "--force", "--quiet", *stages], project)
 
 
 def _stop(client: Client, futures: dict[str, Future], started: set[str]) -> None:
@@ -243,7 +269,7 @@ def run(
         return record(project, pull=False)
     _remove_stale_workspaces(project)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    snapshot = workspace.take_snapshot(project)
+    snapshot = dataclasses.replace(workspace.take_snapshot(project), forgotten=tuple(plan.tasks))
     started = time.monotonic()
     with connect_client() as client:
         pull = _check_remote_set_up(project, client, snapshot)

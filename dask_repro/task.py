@@ -24,6 +24,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from dask_repro import workspace
 from dask_repro.workspace import Snapshot
 
@@ -41,6 +43,8 @@ class Task:
     run_id: str
     # Variables set in the stage's environment (the runner's own values of the ones it passes on).
     environment: dict[str, str] = field(default_factory=dict)
+    # Whether the task hands back its stage's outputs (plan.records_lost_outputs).
+    hand_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class Done:
     worker: str
     remote: bool
     output: str
+    # The stage's output files, by path in the project, when the task hands them back.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 class StageFailed(Exception):
@@ -76,7 +82,7 @@ def _announce_start(stage: str) -> str:
     except (ImportError, ValueError):
         return "here"
     # A LocalCluster numbers its workers; others are known by their address.
-    name = f"worker {worker.name}" if isinstance(worker.name, int) else worker.address
+    name = f"worker {worker.name}" if str(worker.name).isdigit() else worker.address
     worker.log_event(STARTED_TOPIC, {"stage": stage, "worker": name})
     return name
 
@@ -136,9 +142,25 @@ def run_task(task: Task, snapshot: Snapshot, *upstream: Done) -> Done:
         )
         if remote:
             output += _dvc(["push", "--run-cache", task.stage], folder, env, task.stage)
+        files = _outputs(folder, task.stage) if task.hand_back else {}
     finally:
         workspace.remove(checkout, folder)
-    return Done(task.stage, time.monotonic() - started, worker, remote, output)
+    return Done(task.stage, time.monotonic() - started, worker, remote, output, files)
+
+
+def _outputs(folder: Path, stage: str) -> dict[str, bytes]:
+    """The output files of ``stage`` as DVC recorded them in the workspace's dvc.lock (its
+    documented format), by path from the project's root."""
+    pipeline, _, name = stage.rpartition(":")
+    base = Path(pipeline).parent if pipeline else Path()
+    entry = yaml.safe_load((folder / base / "dvc.lock").read_text())["stages"][name]
+    files = {}
+    for out in entry.get("outs", []):
+        path = folder / base / out["path"]
+        found = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in found:
+            files[file.relative_to(folder).as_posix()] = file.read_bytes()
+    return files
 
 
 def stop_all() -> list[str]:

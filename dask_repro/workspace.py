@@ -23,6 +23,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from configobj import ConfigObj
 from filelock import FileLock
 
@@ -57,6 +58,8 @@ class Snapshot:
     commit: str
     changed_files: bytes  # a tar archive of the edited and added files
     deleted_files: tuple[str, ...]
+    # Stages whose entries the workspaces' dvc.lock leaves out (forget).
+    forgotten: tuple[str, ...] = ()
 
 
 def take_snapshot(project: Path) -> Snapshot:
@@ -123,8 +126,33 @@ def create(checkout: Path, snapshot: Snapshot, name: str) -> Path:
         tar.extractall(workspace, filter="tar")
     for name in snapshot.deleted_files:
         (workspace / name).unlink(missing_ok=True)
+    forget(workspace, snapshot.forgotten)
     _share_cache(checkout, workspace)
     return workspace
+
+
+def forget(folder: Path, stages: tuple[str, ...]) -> None:
+    """Leaves ``stages`` out of the dvc.lock files of the project copy in ``folder``.
+
+    The run's tasks run these stages again or restore them, and DVC restores a stage from its
+    run-cache only when dvc.lock does not record the stage as it is: a stage recorded with its
+    inputs unchanged, but its outputs in no cache (a fresh clone's committed dvc.lock), DVC
+    runs again, here once more in every task downstream of it. Without their entries, DVC looks
+    these stages up in the run-cache, where their tasks put them. This copy's dvc.lock is
+    thrown away with it; the user's is recorded by DVC alone.
+    """
+    by_file: dict[Path, list[str]] = {}
+    for stage in stages:
+        pipeline, _, name = stage.rpartition(":")
+        lock = folder / (Path(pipeline).parent if pipeline else Path()) / "dvc.lock"
+        by_file.setdefault(lock, []).append(name)
+    for lock, names in by_file.items():
+        if not lock.exists():
+            continue
+        document = yaml.safe_load(lock.read_text())
+        for name in names:
+            document.get("stages", {}).pop(name, None)
+        lock.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def _share_cache(checkout: Path, workspace: Path) -> None:

@@ -34,10 +34,14 @@ stages:
           cache: false
 """
 # Writes its inputs' text and its own name into its output; sleeps first if `sleep-<name>`
-# holds a number of seconds; fails if `fail-<name>` exists, with that file's text.
+# holds a number of seconds; fails if `fail-<name>` exists, with that file's text. Appends its
+# name to the file $TOY_RUNS names, if set: each run of a stage, counted.
 TOY_COMMAND = """\
-import pathlib, sys, time
+import os, pathlib, sys, time
 name, *inputs, output = sys.argv[1:]
+if os.environ.get("TOY_RUNS"):
+    with open(os.environ["TOY_RUNS"], "a") as runs:
+        runs.write(name + "\\n")
 for ask in ("sleep", "fail"):
     asked = pathlib.Path(f"{ask}-{name}")
     if asked.exists() and ask == "sleep":

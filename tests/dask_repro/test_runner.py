@@ -35,6 +35,25 @@ def test_the_runner_writes_what_dvc_repro_writes(tmp_path: Path):
     assert not [p for p in (by_runner / ".dvc/tmp/dask-repro").iterdir() if p.name[0].isdigit()]
 
 
+def test_a_fresh_clone_runs_each_stage_once(tmp_path: Path):
+    # Its committed dvc.lock records every stage with outputs in no cache: DVC would run each
+    # one again rather than restore it from the run-cache, in the workspace and in every task
+    # after it.
+    origin = make_toy(tmp_path / "origin")
+    run(["dvc", "repro"], origin)
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "a run"], origin)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
+    runs = tmp_path / "runs.txt"
+    output = run(RUNNER, clone, TOY_RUNS=str(runs))
+    # c's output is in git, and up to date.
+    assert sorted(runs.read_text().split()) == ["a", "b1", "b2", "b3"], output
+    assert "Recording 4 stage(s) whose recorded outputs were lost: dvc commit" in output
+    assert "up to date" in run(["dvc", "repro"], clone)
+    assert (clone / "c.txt").read_text() == (origin / "c.txt").read_text()
+
+
 def test_a_failed_stage_says_its_own_message_once_and_the_others_are_kept(toy: Path):
     (toy / "fail-b2").write_text("b2 cannot go on: delete fail-b2")
     output = run(RUNNER, toy, expect_failure=True)
