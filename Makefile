@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # dvc.yaml's commands call `python`: the one of the virtual environment.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup kernels run stop-warm scheduler worker test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
+.PHONY: setup kernels run settle stop-warm scheduler worker test test-all mutation lint format lock clean bench exp-show maxlen-sweep long-reviews
 
 setup: $(VENV)/.installed kernels
 
@@ -26,6 +26,13 @@ kernels: $(VENV)/.installed
 # same stages one at a time, with the same results.
 run: setup
 	python -m dask_repro --env MLFLOW_TRACKING_URI --env LOG_LEVEL
+
+# Settles the comparison: seeds added look after look to the models whose pairs are still open,
+# until each pair is different, equivalent or at settle.max_seeds (a group-sequential design,
+# docs/statistics.md); each look's stages run as `make run` runs them. Ctrl-C, then `make
+# settle` again, goes on where it stopped.
+settle: setup
+	python -m imdb_sentiment.settle
 
 # Stops the warm interpreter that stages fork from (prefork/), this checkout's and environment's
 # only: after an upgrade, say (it stops by itself after 5 idle minutes).
@@ -68,7 +75,8 @@ exp-show: $(VENV)/.installed
 # The long-review profile (docs/long-reviews.md): whole reviews (400 tokens cut 2% of them), a
 # larger vocabulary, one bidirectional layer read through max pooling. An experiment beside the
 # workspace, of one seed (42; about 12 minutes on 2 cores); `make exp-show` compares it.
-LONG_REVIEWS := -S 'train.seeds=[42]' -S data.maxlen=400 -S data.num_words=20000 -S train.layers=1 \
+LONG_REVIEWS := -S '~networks.simplernn-1' -S '~networks.lstm-1' -S '~networks.gru-1' \
+	-S data.maxlen=400 -S data.num_words=20000 -S train.layers=1 \
 	-S train.bidirectional=true -S train.pooling=max -S train.early_stopping_patience=2 \
 	-S models.lstm.units=64
 long-reviews: setup

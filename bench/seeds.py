@@ -6,10 +6,13 @@ invocation, so that their times compare. Not a test: it prints numbers.
     python bench/seeds.py --seeds 2 --ways runner,dvc        # and plain `dvc exp run`
     python bench/seeds.py --seeds 2 --ways 33263ea,runner    # a commit's code, with DVC
 
-The ways: ``runner`` is `python -m dask_repro -S train.seeds=[...]` (what `make run` runs, one
-stage per core at a time); ``dvc`` is `dvc exp run -S train.seeds=[...]` (one stage at a time);
-a git commit is that commit's code under `dvc exp run`. A way may end with ``+NAME=VALUE``, an
-environment variable for that way's run alone (``runner+PREFORK=0``). Needs the prepared data
+The ways, each with params.yaml's networks set to N seeds of every model: ``runner`` is
+`python -m dask_repro` (what `make run` runs, one stage per core at a time); ``dvc`` is
+`dvc repro` (one stage at a time); a git commit is that commit's code under `dvc repro` (or,
+for code before params.yaml named its networks, `dvc exp run -S train.seeds=[...]`). A way may
+end with ``+NAME=VALUE``, an environment variable for that way's run alone
+(``runner+PREFORK=0``). Every copy is made before the first way runs: an edit to the working
+tree meanwhile changes none of them. Needs the prepared data
 (`dvc repro prepare`). Each copy gets the project's files (the working tree's, or a commit's),
 the prepared data, its own git repository, DVC cache and MLflow store, so nothing is restored
 from the project's run-cache and nothing is logged to its store. Prints, per stage, its wall
@@ -37,7 +40,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from imdb_sentiment import paths  # noqa: E402
+from imdb_sentiment import networks, paths  # noqa: E402
 from imdb_sentiment.files import read_json  # noqa: E402
 from imdb_sentiment.params import load_params  # noqa: E402
 
@@ -46,7 +49,7 @@ RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
 # The runner's line when a task ends.
 TASK_DONE = re.compile(r"(\S+): done in ([0-9.]+) s")
 # The seeds a run of N seeds uses: the default one first, as params.yaml's comment suggests.
-SEED_ORDER = [42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+SEED_ORDER = [42, *range(1, 40)]
 
 MATMUL_PEAK = """
 import time, tensorflow as tf
@@ -177,12 +180,19 @@ def run_pipeline(
 ) -> PipelineRun:
     """The pipeline with ``seeds`` in ``root``, by the runner or by `dvc exp run`, with ``env``
     added to the environment; each stage timed."""
-    setting = f"train.seeds=[{','.join(map(str, seeds))}]"
-    command = (
-        [sys.executable, "-m", "dask_repro", "-S", setting]
-        if runner
-        else ["dvc", "exp", "run", "-S", setting]
-    )
+    params_text = (root / "params.yaml").read_text()
+    if "\nnetworks:" in params_text:
+        # This code's params name their networks: every model with these seeds.
+        models = load_params(root / "params.yaml").models
+        networks.write(root / "params.yaml", {name: list(seeds) for name in models})
+        command = [sys.executable, "-m", "dask_repro"] if runner else ["dvc", "repro"]
+    else:  # An older commit's code: one list of seeds for every model.
+        setting = f"train.seeds=[{','.join(map(str, seeds))}]"
+        command = (
+            [sys.executable, "-m", "dask_repro", "-S", setting]
+            if runner
+            else ["dvc", "exp", "run", "-S", setting]
+        )
     started = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -302,10 +312,12 @@ def main() -> None:
     peak = matmul_peak_gflops()
     _print(f"float32 matmul peak (4096 x 4096, TensorFlow): {peak:.0f} GFLOP/s")
     runs = []
+    copies = []
     for way in ways:
         code, *settings = way.split("+")
         env = dict(setting.split("=", 1) for setting in settings)
-        root = scratch_copy(None if code in ("runner", "dvc") else code)
+        copies.append((way, code, env, scratch_copy(None if code in ("runner", "dvc") else code)))
+    for way, code, env, root in copies:
         _print(f"{way}: {len(seeds)} seed(s) x every model in {root}")
         try:
             runs.append(run_pipeline(way, root, seeds, runner=code == "runner", env=env))

@@ -1,11 +1,10 @@
 """Comparing the models on the test set they share, as far as their seeds allow: per model
-its scores over seeds with their intervals, per pair of models what the seeds can show (a
-verdict about the recipes with three seeds or more), and the champion, chosen on validation
-accuracy only."""
+its scores over seeds with their intervals; the report's text (the pairs are pairs.py's, the
+champion champion.py's)."""
 
 from __future__ import annotations
 
-from itertools import combinations
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -15,15 +14,17 @@ from imdb_sentiment.params import ModelParams
 from imdb_sentiment.paths import ProjectFiles
 
 
-def read_test_probabilities(
-    project: ProjectFiles, names: list[str], seeds: list[int]
+def read_probabilities(
+    project: ProjectFiles, seeds: dict[str, list[int]], split: str = "test"
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The test labels (1 positive), and every model's probabilities ``[seeds, reviews]``."""
+    """The labels (1 positive) of the ``split`` ("test" or "validation"), and every model's
+    probabilities ``[seeds, reviews]``, its seeds in ``seeds[model]``'s order."""
+    path = project.evaluation_predictions if split == "test" else project.validation_predictions
     probabilities = {}
-    for name in names:
-        tables = [pd.read_csv(project.evaluation_predictions(name, seed)) for seed in seeds]
+    for name, of_model in seeds.items():
+        tables = [pd.read_csv(path(name, seed)) for seed in of_model]
         probabilities[name] = np.stack([table["probability"].to_numpy() for table in tables])
-    # Every evaluation scored the same test split, in its order.
+    # Every evaluation scored the same split, in its order.
     return tables[0]["actual"].to_numpy(), probabilities
 
 
@@ -35,6 +36,17 @@ def correctness(
         name: ((p >= threshold).astype(int) == labels).astype(np.int8)
         for name, p in probabilities.items()
     }
+
+
+def validation_correctness(
+    project: ProjectFiles, seeds: dict[str, list[int]], threshold: float
+) -> tuple[np.ndarray, str]:
+    """Every network's correctness on every validation review (``[networks, reviews]``, models
+    then seeds in ``seeds``' order), and the md5 of the validation split that names it."""
+    labels, probabilities = read_probabilities(project, seeds, "validation")
+    correct = correctness(labels, probabilities, threshold)
+    split = hashlib.md5(project.validation_split.read_bytes()).hexdigest()
+    return np.concatenate(list(correct.values())), split
 
 
 # What a model's interval is about, by its number of seeds.
@@ -96,93 +108,6 @@ def comparison_table(
     return pd.DataFrame(rows)
 
 
-PAIR_COLUMNS = [
-    "model_a",
-    "model_b",
-    "about",
-    "accuracy_difference_points",
-    "difference_low",
-    "difference_high",
-    "test",
-    "p_value",
-    "p_value_holm",
-    "equivalence_p_value_holm",
-    "probability_a_beats_b",
-    "verdict",
-    "sentence",
-]
-
-
-def pairs_table(correct: dict[str, np.ndarray], seeds: list[int], margin: float) -> pd.DataFrame:
-    """One row per pair of models, about what the seeds can show: with three or more seeds, a
-    freshly trained run of each recipe (Welch's test, TOST, Holm); with two, the spread of the
-    runs; with one, the two trained networks (McNemar's exact test, Holm)."""
-    if len(seeds) >= significance.MIN_SEEDS_FOR_VERDICT:
-        rows = [_recipe_row(pair, len(correct) * (len(correct) - 1) // 2)
-                for pair in significance.compare_recipes(correct, margin)]  # fmt: skip
-    elif len(seeds) == 2:
-        rows = [_spread_row(a, b, correct) for a, b in combinations(correct, 2)]
-    else:
-        first_network = {name: c[0] for name, c in correct.items()}
-        compared = significance.compare_classifiers(first_network)
-        rows = [
-            _network_row(pair, verdicts.network_sentence(pair, seeds[0], len(compared)))
-            for pair in compared
-        ]
-    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
-
-
-def _recipe_row(pair: significance.RecipeComparison, pairs: int) -> dict:
-    interval = pair.difference.interval()
-    if pair.different:
-        verdict = "different, within the margin" if pair.equivalent else "different"
-    else:
-        verdict = "equivalent" if pair.equivalent else "not established"
-    return {
-        "model_a": pair.model_a,
-        "model_b": pair.model_b,
-        "about": "recipes",
-        "accuracy_difference_points": 100 * interval.estimate,
-        "difference_low": 100 * interval.low,
-        "difference_high": 100 * interval.high,
-        "test": "welch",
-        "p_value": pair.p_value,
-        "p_value_holm": pair.adjusted_p_value,
-        "equivalence_p_value_holm": pair.adjusted_equivalence_p_value,
-        "probability_a_beats_b": pair.probability_a_beats_b,
-        "verdict": verdict,
-        "sentence": verdicts.recipe_sentence(pair, pairs),
-    }
-
-
-def _spread_row(a: str, b: str, correct: dict[str, np.ndarray]) -> dict:
-    runs_a, runs_b = correct[a].mean(axis=1), correct[b].mean(axis=1)
-    return {
-        "model_a": a,
-        "model_b": b,
-        "about": "spread",
-        "accuracy_difference_points": 100 * (runs_a.mean() - runs_b.mean()),
-        "verdict": "none",
-        "sentence": verdicts.spread_sentence(a, b, runs_a, runs_b),
-    }
-
-
-def _network_row(pair: significance.ClassifierComparison, sentence: str) -> dict:
-    return {
-        "model_a": pair.model_a,
-        "model_b": pair.model_b,
-        "about": "networks",
-        "accuracy_difference_points": 100 * pair.difference,
-        "test": "mcnemar",
-        "p_value": pair.p_value,
-        "p_value_holm": pair.adjusted_p_value,
-        "verdict": "different networks"
-        if pair.adjusted_p_value < significance.ALPHA
-        else "networks not told apart",
-        "sentence": sentence,
-    }
-
-
 def ensemble_sentences(
     labels: np.ndarray, probabilities: dict[str, np.ndarray], threshold: float
 ) -> list[str]:
@@ -199,24 +124,6 @@ def ensemble_sentences(
     return [verdicts.ensemble_sentence(pair, seeds, len(compared)) for pair in compared]
 
 
-def seeds_needed_sentence(correct: dict[str, np.ndarray], planning_seed_sd: float) -> str:
-    """How many seeds a verdict would take: from the runs' spread and the shared test reviews
-    with enough seeds for a verdict, from ``planning_seed_sd`` alone with fewer (with two,
-    beside the spread they show)."""
-    seeds = min(len(c) for c in correct.values())
-    measured_sd = (
-        float(np.sqrt(np.mean([c.mean(axis=1).var(ddof=1) for c in correct.values()])))
-        if seeds > 1
-        else float("nan")
-    )
-    review_variances = [
-        (correct[a].mean(axis=0) - correct[b].mean(axis=0)).var(ddof=1) / correct[a].shape[1]
-        for a, b in combinations(correct, 2)
-    ]
-    review_variance = float(np.mean(review_variances)) if review_variances else 0.0
-    return verdicts.seeds_needed_sentence(seeds, measured_sd, planning_seed_sd, review_variance)
-
-
 def _mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.4f}" if np.isnan(sd) else f"{mean:.4f} ± {sd:.4f}"
 
@@ -225,27 +132,51 @@ def _range(low: float, high: float) -> str:
     return "" if np.isnan(low) else f"{low:.4f}-{high:.4f}"
 
 
-def what_the_seeds_show(seeds: list[int], reviews: int, margin: float) -> str:
+def _seed_counts(seeds: dict[str, list[int]]) -> str:
+    counts = {len(of_model) for of_model in seeds.values()}
+    if len(counts) == 1:
+        count = counts.pop()
+        return f"{count} seed{'s' * (count > 1)} each"
+    return ", ".join(f"{name} {len(of_model)}" for name, of_model in seeds.items()) + " seeds"
+
+
+def what_the_seeds_show(
+    seeds: dict[str, list[int]], reviews: int, margin: float, sequential_design: bool
+) -> str:
     """The paragraph under the report's title: what its numbers and sentences are about."""
+    fewest = min(len(of_model) for of_model in seeds.values())
     common = (
-        f"Every model trained with {len(seeds)} seed{'s' * (len(seeds) > 1)} "
-        f"({', '.join(map(str, seeds))}); the best epoch chosen on the validation split; the "
-        f"test split ({reviews:,} reviews) scored once."
+        f"Every model trained with its seeds ({_seed_counts(seeds)}, params.yaml's networks); "
+        f"the best epoch chosen on the validation split; the test split ({reviews:,} reviews) "
+        "scored once."
     )
-    if len(seeds) >= significance.MIN_SEEDS_FOR_VERDICT:
+    if sequential_design:
+        return (
+            f"{common} Scores are means over seeds ± their standard deviation over seeds. The "
+            "pairs are a group-sequential design over seeds (settle.design: sequential, "
+            "`make settle`): each look adds seeds to the models of the pairs still open, and "
+            "each pair's repeated 95% interval of the difference in expected test accuracy "
+            "holds however often the report looks (error spent over the looks, Bonferroni over "
+            f"the pairs); a pair closes as different, as equivalent within ±{100 * margin:.2f} "
+            "points, or open at the cap (docs/statistics.md). The per-model 95% intervals of "
+            "the table are each recipe's at these seeds, not adjusted for the looks."
+        )
+    if fewest >= significance.MIN_SEEDS_FOR_VERDICT:
         return (
             f"{common} Scores are means over seeds ± their standard deviation over seeds. A 95% "
             "interval is about a freshly trained run of the recipe: it adds the seed-to-seed "
-            "variation to the sampling of test reviews (Welch-Satterthwaite degrees of freedom). "
-            "Pairs are compared the same way, with Welch's test for a difference and TOST for "
+            "variation to the sampling of test reviews. Pairs are compared once, on these "
+            "seeds (a fixed design), with Welch's test for a difference and TOST for "
             f"equivalence within ±{100 * margin:.2f} points (report.equivalence_margin), both "
-            "corrected with Holm's method for the number of pairs (docs/statistics.md)."
+            "corrected with Holm's method for the number of pairs (docs/statistics.md). Seeds "
+            "added after looking call for `make settle`, whose tests allow for the looks."
         )
-    if len(seeds) == 2:
+    if fewest == 2:
         return (
-            f"{common} Scores are means over the two seeds ± their standard deviation. Two "
+            f"{common} Scores are means over the seeds ± their standard deviation. Two "
             "seeds show how much runs spread, not whether the recipes differ: no interval or "
-            "verdict about a recipe is given; three seeds or more give them."
+            "verdict about a recipe is given with fewer than three; `make settle` adds seeds "
+            "until each pair is decided."
         )
     return (
         f"{common} One network per model: every number is about that trained network on these "
@@ -257,18 +188,15 @@ def what_the_seeds_show(seeds: list[int], reviews: int, margin: float) -> str:
 
 
 def as_markdown(
-    table: pd.DataFrame,
-    pairs: pd.DataFrame,
-    seeds: list[int],
-    reviews: int,
-    margin: float,
-    extra: dict[str, list[str]],
+    table: pd.DataFrame, pairs: pd.DataFrame, intro: str, extra: dict[str, list[str]]
 ) -> str:
-    """The report a person reads: the models' table, a sentence per pair, and ``extra``
-    sections (title to lines: the seed ensembles, how many seeds, the champion)."""
+    """The report a person reads: ``intro`` (what_the_seeds_show), the models' table, a
+    sentence per pair, and ``extra`` sections (title to lines: the seed ensembles, how many
+    seeds, the champion)."""
     shown = pd.DataFrame(
         {
             "model": table["model"],
+            "seeds": table["seeds"].map("{:d}".format),
             "units": table["units"],
             "trainable params": table["trainable_params"].map("{:,}".format),
             "val accuracy": [
@@ -286,12 +214,12 @@ def as_markdown(
             "samples/s": table["samples_per_second"].map("{:.0f}".format),
         }
     )
-    if len(seeds) == 2:
+    if table["test_accuracy_low"].isna().all():
         shown = shown.drop(columns=["95% CI", "95% CI "])
     lines = [
         "# Model comparison",
         "",
-        what_the_seeds_show(seeds, reviews, margin),
+        intro,
         "",
         shown.to_markdown(index=False, disable_numparse=True),
         "",
@@ -322,52 +250,3 @@ def summary_metrics(table: pd.DataFrame) -> dict:
         }
         for split in ("val", "test")
     }
-
-
-def best_by_validation(table: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
-    """The champion candidate, chosen on validation accuracy only, never on the test set: the
-    model with the best mean validation accuracy over its seeds, and of that model the run
-    (seed) with the best validation accuracy. Ties go to the model, and the seed, listed first
-    in params.yaml."""
-    best_model = table.loc[table["val_accuracy"].idxmax(), "model"]
-    of_model = runs[runs["model"] == best_model]
-    return of_model.loc[of_model["val_accuracy"].idxmax()]
-
-
-def version_tags(best: pd.Series, model: ModelParams) -> dict[str, str]:
-    """Tags of a registered model version: the pipeline's model name and seed, its run, its
-    effective hyperparameters and its test metrics."""
-    metrics = ("test_accuracy", "test_loss", "test_f1", "test_roc_auc")
-    return {
-        "pipeline_model": model.name,
-        "seed": str(model.seed),
-        "source_run_id": best["mlflow_run_id"],
-        **{f"param_{key}": str(value) for key, value in model.model_dump().items()},
-        **{metric: str(best[metric]) for metric in metrics},
-    }
-
-
-def champion_decision(
-    best: pd.Series, validation_reviews: int, incumbent: dict | None
-) -> tuple[bool, str]:
-    """Whether ``best`` (a row of the runs) replaces the registry's champion, and why, in one
-    sentence. ``incumbent`` holds the champion's ``name`` (model, seed and version, as shown),
-    ``val_accuracy``, ``val_reviews`` and ``source_run_id``, or is None when there is no
-    champion yet."""
-    candidate = f"{best['model']} (seed {best['seed']})"
-    if incumbent is None:
-        return True, verdicts.first_champion_sentence(candidate)
-    run_id = best.get("mlflow_run_id")
-    if run_id is not None and incumbent.get("source_run_id") == run_id:
-        # A report rerun over the same runs: the champion is the candidate itself.
-        return False, verdicts.same_champion_sentence(incumbent["name"])
-    promotion = significance.promotion(
-        float(best["val_accuracy"]),
-        validation_reviews,
-        incumbent["val_accuracy"],
-        incumbent["val_reviews"],
-    )
-    sentence = verdicts.promotion_sentence(
-        candidate, promotion, validation_reviews, incumbent["name"]
-    )
-    return promotion.promote, sentence

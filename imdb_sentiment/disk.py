@@ -55,9 +55,11 @@ def bytes_after_download(params: Params, archive_bytes: int) -> int:
     artifacts) with what else its run keeps. An upper bound, not a measurement."""
     reviews = archive_bytes // _ARCHIVE_BYTES_PER_REVIEW
     prepared = reviews * (params.data.maxlen * 4 + 16)
-    runs = len(params.models) * len(params.train.seeds)
-    models = sum(model_weights(params, name) for name in params.models)
-    model_files = saved_model_bytes(models) * 3 * len(params.train.seeds)
+    runs = len(params.networks)
+    model_files = sum(
+        saved_model_bytes(model_weights(params, network.model)) * 3
+        for network in params.networks.values()
+    )
     return archive_bytes + 2 * prepared + model_files + runs * _PER_RUN_BYTES + _FIXED_BYTES
 
 

@@ -46,3 +46,10 @@ def predictions_table(
             "probability": probabilities,
         }
     )
+
+
+def validation_table(labels: np.ndarray, probabilities: np.ndarray) -> str:
+    """Every validation review's class and the model's probability, as CSV (%.9g keeps every
+    digit of a float32)."""
+    table = pd.DataFrame({"actual": labels.astype(int), "probability": probabilities})
+    return table.to_csv(index=False, float_format="%.9g")

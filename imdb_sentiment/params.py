@@ -17,7 +17,6 @@ from pydantic import (
     Field,
     ValidationError,
     create_model,
-    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -91,17 +90,14 @@ class Hyperparameters(_Section):
 
 
 class TrainParams(Hyperparameters):
-    """The train section: the hyperparameters every model shares unless it overrides them, and
-    the seeds each model is trained with (one training and evaluation per model and seed)."""
+    """The train section: the hyperparameters every model shares unless it overrides them."""
 
-    seeds: Annotated[list[Seed], Field(min_length=1)]
 
-    @field_validator("seeds")
-    @classmethod
-    def _seeds_differ(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError("the seeds must differ from each other")
-        return seeds
+class NetworkParams(_Section):
+    """A ``networks.<model>-<seed>`` entry: one training (and evaluation) of a model."""
+
+    model: str
+    seed: Seed
 
 
 def _optional(field: FieldInfo) -> tuple[Any, None]:
@@ -139,6 +135,22 @@ class EvaluateParams(_Section):
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+class SettleParams(_Section):
+    """How the report tests pairs of models, and how `make settle` adds seeds
+    (imdb_sentiment/sequential.py)."""
+
+    design: Literal["fixed", "sequential"]
+    # Three seeds at a look at least: fewer give no interval about a recipe.
+    seeds_per_look: Annotated[int, Field(ge=3)]
+    max_seeds: Annotated[int, Field(ge=3)]
+
+    @model_validator(mode="after")
+    def _cap_holds_a_look(self) -> SettleParams:
+        if self.max_seeds < self.seeds_per_look:
+            raise ValueError("max_seeds must be at least seeds_per_look")
+        return self
+
+
 class ReportParams(_Section):
     registered_model_name: Annotated[str, Field(min_length=1)]
     # Differences in accuracy, in [0, 1]: 0.005 is half a point.
@@ -151,26 +163,34 @@ class Params(_Section):
     data: DataParams
     train: TrainParams
     models: dict[str, ModelOverrides]
+    networks: dict[str, NetworkParams]
     evaluate: EvaluateParams
     report: ReportParams
+    settle: SettleParams
+
+    def seeds(self, name: str) -> list[int]:
+        """The seeds ``models.<name>`` is trained with, in ``networks``' order."""
+        return [network.seed for network in self.networks.values() if network.model == name]
 
     def model(self, name: str, seed: int | None = None) -> ModelParams:
         """The effective hyperparameters of ``models.<name>``, trained with ``seed`` (by default
-        the first of ``train.seeds``)."""
+        the model's first seed in ``networks``)."""
         if name not in self.models:
             raise ParamsError(
                 f"models.{name}: no such model in params.yaml; "
                 f"the models are: {', '.join(self.models)}"
             )
-        seeds = self.train.seeds
+        seeds = self.seeds(name)
+        if seed is None and not seeds:
+            raise ParamsError(f"networks: models.{name} has no network in params.yaml")
         if seed is None:
             seed = seeds[0]
         elif seed not in seeds:
             raise ParamsError(
-                f"train.seeds: {seed} is not one of the seeds in params.yaml "
-                f"({', '.join(map(str, seeds))})"
+                f"networks: {name}-{seed} is not one of the networks in params.yaml ({name}'s "
+                f"seeds: {', '.join(map(str, seeds))})"
             )
-        shared = self.train.model_dump(exclude={"seeds"})
+        shared = self.train.model_dump()
         overrides = self.models[name].model_dump(exclude_none=True)
         return ModelParams(name=name, seed=seed, **{**shared, **overrides})
 
@@ -183,9 +203,30 @@ def model_from_arguments(params: Params, argv: list[str], command: str) -> Model
         seed_number = int(seed)
     except ValueError:
         raise ParamsError(
-            f"usage: {command} <model name from params.yaml's models> <seed from train.seeds>"
+            f"usage: {command} <model> <seed>, a network of params.yaml's networks"
         ) from None
     return params.model(name, seed_number)
+
+
+def _network_problems(params: Params) -> list[str]:
+    """Each network named ``<model>-<seed>`` after a model of ``models``; each model trained."""
+    problems = [
+        f"networks.{name}: its model must be one of models ({', '.join(params.models)})"
+        for name, network in params.networks.items()
+        if network.model not in params.models
+    ]
+    problems += [
+        f"networks.{name}: must be named {network.model}-{network.seed}, after its model and "
+        "seed (it names the network's DVC stages)"
+        for name, network in params.networks.items()
+        if name != f"{network.model}-{network.seed}"
+    ]
+    problems += [
+        f"networks: models.{name} has no network; add {name}-42: {{model: {name}, seed: 42}}"
+        for name in params.models
+        if not params.seeds(name)
+    ]
+    return problems
 
 
 def _format_error(error: ErrorDetails) -> str:
@@ -229,12 +270,14 @@ def parse_params(raw: Any) -> Params:
             if not MODEL_NAME_PATTERN.match(str(name))
         ]
     if params is not None:
+        problems += _network_problems(params)
         problems += [
             f"models.{name}: distribution multi_worker needs steps_per_execution 1 (got "
             f"{model.steps_per_execution}); Keras' multi-step loop fails across workers. Set "
             "train.steps_per_execution: 1"
             for name in params.models
-            if (model := params.model(name)).distribution == "multi_worker"
+            if params.seeds(name)
+            and (model := params.model(name)).distribution == "multi_worker"
             and model.steps_per_execution != 1
         ]
     if problems or params is None:

@@ -130,6 +130,11 @@ class ProjectFiles:
     def test_accuracy_plot(self) -> Path:
         return self.reports_dir / "test_accuracy.png"
 
+    def overlay_plot_data(self, name: str) -> Path:
+        """The table behind one of dvc.yaml's overlaid plots (every network in one plot):
+        learning_curves, roc or test_accuracy."""
+        return self.reports_dir / "plots" / f"{name}.csv"
+
     # One training (and evaluation) per model and seed; the folders are named after both.
 
     def model_dir(self, name: str, seed: int) -> Path:
@@ -175,6 +180,11 @@ class ProjectFiles:
         """Every test review's class, predicted class and probability: the report's paired
         statistics and DVC's confusion-matrix plot. Cached by DVC rather than kept in git."""
         return self._reports_of("evaluate", name, seed) / "predictions.csv"
+
+    def validation_predictions(self, name: str, seed: int) -> Path:
+        """Every validation review's class and probability: the champion's choice and test
+        (comparison.champion_decision), also logged to the network's MLflow run."""
+        return self._reports_of("evaluate", name, seed) / "val_predictions.csv"
 
     def sweep_files(self, key: str) -> dict[str, Path]:
         """The table (csv, md) and figure (png) of a sweep of the params key ``key``; written

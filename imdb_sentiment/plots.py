@@ -144,3 +144,50 @@ def save_figure(figure: Figure, path: Path) -> None:
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=110, format="png")
     plt.close(figure)
+
+
+# The false positive rates at which the overlaid ROC curves are kept (101 points each, not the
+# thousands of a curve's own).
+ROC_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+def overlay_tables(
+    histories: dict[tuple[str, int], pd.DataFrame],
+    rocs: dict[tuple[str, int], pd.DataFrame],
+    runs: pd.DataFrame,
+) -> dict[str, pd.DataFrame]:
+    """The data of dvc.yaml's overlaid plots, every network in one table each, by ``model``,
+    ``seed`` and ``network``: validation accuracy per epoch (``learning_curves``), the test ROC
+    curve (``roc``) and each network's test accuracy by its seed's place (``test_accuracy``:
+    1 for a model's first seed). `dvc plots show` draws them; `dvc plots diff` compares
+    revisions."""
+
+    def stacked(tables: dict[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
+        return pd.concat(
+            [
+                table.assign(model=model, seed=seed, network=f"{model}-{seed}")
+                for (model, seed), table in tables.items()
+            ],
+            ignore_index=True,
+        )
+
+    curves = {
+        key: pd.DataFrame({"fpr": ROC_POINTS, "tpr": np.interp(ROC_POINTS, roc["fpr"], roc["tpr"])})
+        for key, roc in rocs.items()
+    }
+    order = runs.groupby("model", sort=False).cumcount() + 1
+    return {
+        "learning_curves": stacked(
+            {key: history[["epoch", "val_accuracy"]] for key, history in histories.items()}
+        ),
+        "roc": stacked(curves),
+        "test_accuracy": pd.DataFrame(
+            {
+                "model": runs["model"],
+                "seed": runs["seed"],
+                "network": runs["model"] + "-" + runs["seed"].astype(str),
+                "seed_number": order,
+                "test_accuracy": runs["test_accuracy"],
+            }
+        ),
+    }

@@ -8,8 +8,8 @@
     python -m imdb_sentiment.predict --seed 7 ...          # the models trained with seed 7
 
 It uses the pipeline's current outputs (models/<name>/seed-<seed>/model.keras, by default of
-the first of train.seeds, and the vocabulary in data/prepared/), through the same preprocessing
-as training. A review that cannot be classified
+each model's first network in params.yaml, and the vocabulary in data/prepared/), through the
+same preprocessing as training. A review that cannot be classified
 (empty, not UTF-8, not JSON) is reported by its line and skipped; the exit status is then 1.
 """
 
@@ -128,7 +128,8 @@ def _parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--seed",
         type=int,
-        help="which of train.seeds each model was trained with (default: the first)",
+        help="the seed of the networks to use (default: each model's first in params.yaml's "
+        "networks)",
     )
     parser.add_argument("--jsonl", action="store_true", help="read --file as JSON lines")
     parser.add_argument("--json", action="store_true", help="write JSON lines")
@@ -155,26 +156,30 @@ def _trained_models(
 ) -> dict[str, Path]:
     """The model file of every requested model (default: every trained one), by name."""
     params = load_params(project.params_file)
-    seeds = params.train.seeds
-    if seed is None:
-        seed = seeds[0]
-    elif seed not in seeds:
-        raise StageError(f"--seed {seed} is not one of train.seeds ({', '.join(map(str, seeds))})")
-    model_files = {name: project.model_file(name, seed) for name in params.models}
+    if seed is not None and not any(seed in params.seeds(name) for name in params.models):
+        raise StageError(f"--seed {seed}: no network of params.yaml's networks has this seed")
+    seeds = {
+        name: seed if seed is not None else params.seeds(name)[0]
+        for name in params.models
+        if seed is None or seed in params.seeds(name)
+    }
+    model_files = {name: project.model_file(name, seeds[name]) for name in seeds}
     trained = [name for name, file in model_files.items() if file.is_file()]
     for name in requested or []:
         if name not in trained:
             why = (
                 "is not in params.yaml's models"
+                if name not in params.models
+                else f"has no network with seed {seed} in params.yaml's networks"
                 if name not in model_files
-                else f"is not trained with seed {seed} yet"
+                else f"is not trained with seed {seeds[name]} yet"
             )
             raise StageError(
                 f"model {name!r} {why}; trained models: {', '.join(trained) or 'none'} "
                 "(run `dvc repro` to train the models of params.yaml)"
             )
     if not trained:
-        raise StageError(f"no model trained with seed {seed}: run `dvc repro` first")
+        raise StageError("no model trained yet: run `make run` (or `dvc repro`) first")
     return {name: model_files[name] for name in requested or trained}
 
 

@@ -40,35 +40,34 @@ COLUMNS = [
 ]
 
 
-def from_files(project: ProjectFiles, models: list[ModelParams], seeds: list[int]) -> pd.DataFrame:
-    """The runs of ``models`` with each of ``seeds``, from the files their training and
-    evaluation wrote under ``project``.
+def from_files(project: ProjectFiles, networks: list[ModelParams]) -> pd.DataFrame:
+    """The runs of ``networks`` (each a model's params with its seed), from the files their
+    training and evaluation wrote under ``project``.
 
     Raises:
         StageError: A run's file is missing (naming it, and ``dvc repro``).
     """
     rows = []
     try:
-        for model in models:
-            for seed in seeds:
-                name = model.name
-                test = read_json(project.evaluation_metrics(name, seed))
-                recorded = {
-                    **read_json(project.training_summary(name, seed)),
-                    **read_json(project.training_time(name, seed)),
-                    **{f"test_{metric}": value for metric, value in test.items()},
+        for network in networks:
+            name, seed = network.name, network.seed
+            test = read_json(project.evaluation_metrics(name, seed))
+            recorded = {
+                **read_json(project.training_summary(name, seed)),
+                **read_json(project.training_time(name, seed)),
+                **{f"test_{metric}": value for metric, value in test.items()},
+            }
+            mlflow_run = read_json(project.run_id_file(name, seed))
+            rows.append(
+                {
+                    **network.model_dump(include={"cell", *HYPERPARAMETERS}),
+                    "model": name,
+                    "seed": seed,
+                    **{column: recorded.get(key) for key, column in METRICS.items()},
+                    "mlflow_run_id": mlflow_run["run_id"],
+                    "model_uri": mlflow_run["model_uri"],
                 }
-                mlflow_run = read_json(project.run_id_file(name, seed))
-                rows.append(
-                    {
-                        **model.model_dump(include={"cell", *HYPERPARAMETERS}),
-                        "model": name,
-                        "seed": seed,
-                        **{column: recorded.get(key) for key, column in METRICS.items()},
-                        "mlflow_run_id": mlflow_run["run_id"],
-                        "model_uri": mlflow_run["model_uri"],
-                    }
-                )
+            )
     except FileNotFoundError as error:
         raise StageError(
             f"{error.filename} is missing: run `dvc repro` to train and evaluate every model"

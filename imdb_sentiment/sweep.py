@@ -37,9 +37,9 @@ def _with_value(params: Params, key: str, value: str) -> Params:
     """The params with ``key`` (``data.<name>`` or ``train.<name>``) set to ``value``, validated."""
     section, _, name = key.partition(".")
     raw = params.model_dump()
-    if section not in ("data", "train") or name not in raw[section] or name == "seeds":
+    if section not in ("data", "train") or name not in raw[section]:
         raise StageError(
-            f"{key}: only a key of the data or train section (not train.seeds) can be swept"
+            f"{key}: only a key of the data or train section (not networks) can be swept"
         )
     # As DVC reads a -S value: YAML, so "160" is a number and "true" a boolean.
     raw[section][name] = yaml.safe_load(value)
@@ -70,7 +70,7 @@ def sweep_table(
     mlflow_runs: pd.DataFrame, params: Params, key: str, values: list[str]
 ) -> pd.DataFrame:
     """One row per value and model: the mean over the seeds found of each of :data:`METRICS`,
-    how many of ``train.seeds`` were found, and their run ids."""
+    how many of the model's seeds in ``networks`` were found, and their run ids."""
     section, _, name = key.partition(".")
     rows = []
     for value in values:
@@ -79,7 +79,7 @@ def sweep_table(
             found = pd.concat(
                 [
                     _newest_run(mlflow_runs, expected_run_params(swept, model, seed))
-                    for seed in params.train.seeds
+                    for seed in params.seeds(model)
                 ]
             )
             row = {key: getattr(getattr(swept, section), name), "model": model, "seeds": len(found)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imdb_sentiment import significance
+from imdb_sentiment import sequential, significance
 from imdb_sentiment.significance import ClassifierComparison, Promotion, RecipeComparison
 
 _CELL_NAMES = {"simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
@@ -49,7 +49,9 @@ def recipe_sentence(pair: RecipeComparison, pairs: int) -> str:
         f"Holm over {pairs} pair{'s' * (pairs > 1)})"
     )
     beats = (
-        f"A run of {a} beat a run of {b} in {pair.probability_a_beats_b:.0%} of the pairs of runs."
+        f"A run of {a} beat a run of {b} in {pair.beats.estimate:.0%} of the "
+        f"{pair.seeds_a * pair.seeds_b} pairs of these runs (95% interval {pair.beats.low:.0%} to "
+        f"{pair.beats.high:.0%})."
     )
     if pair.different and pair.equivalent:
         claim = (
@@ -86,6 +88,9 @@ def _swapped(pair: RecipeComparison) -> RecipeComparison:
         equivalence_p_value=pair.equivalence_p_value,
         adjusted_equivalence_p_value=pair.adjusted_equivalence_p_value,
         probability_a_beats_b=1 - pair.probability_a_beats_b,
+        beats=significance.Interval(
+            1 - pair.beats.estimate, 1 - pair.beats.high, 1 - pair.beats.low
+        ),
     )
 
 
@@ -103,11 +108,13 @@ def spread_sentence(model_a: str, model_b: str, runs_a: np.ndarray, runs_b: np.n
     )
 
 
-def network_sentence(pair: ClassifierComparison, seed: int, pairs: int) -> str:
-    """One seed: McNemar's test of the two trained networks, said to be about them alone."""
+def network_sentence(pair: ClassifierComparison, pairs: int, seeds: dict[str, int]) -> str:
+    """One seed: McNemar's test of the two trained networks (``seeds``: each model's), said to
+    be about them alone."""
     a, b = display_name(pair.model_a), display_name(pair.model_b)
+    seed_a, seed_b = seeds.get(pair.model_a, "?"), seeds.get(pair.model_b, "?")
     if pair.only_a_right < pair.only_b_right:
-        a, b = b, a
+        a, b, seed_a, seed_b = b, a, seed_b, seed_a
     more = abs(pair.only_a_right - pair.only_b_right)
     evidence = (
         f"{100 * abs(pair.difference):.2f} points, McNemar {_p(pair.adjusted_p_value)} "
@@ -115,13 +122,14 @@ def network_sentence(pair: ClassifierComparison, seed: int, pairs: int) -> str:
     )
     if pair.adjusted_p_value < significance.ALPHA:
         claim = (
-            f"The trained {a} network (seed {seed}) is right on {more:,} more of these "
-            f"{pair.reviews:,} test reviews than the trained {b} network (seed {seed}): {evidence}."
+            f"The trained {a} network (seed {seed_a}) is right on {more:,} more of these "
+            f"{pair.reviews:,} test reviews than the trained {b} network (seed {seed_b}): "
+            f"{evidence}."
         )
     else:
         claim = (
-            f"The trained {a} and {b} networks (seed {seed}) are not told apart on these "
-            f"{pair.reviews:,} test reviews: {evidence}."
+            f"The trained {a} (seed {seed_a}) and {b} (seed {seed_b}) networks are not told "
+            f"apart on these {pair.reviews:,} test reviews: {evidence}."
         )
     return f"{claim} This is about these two networks; another training of either may differ."
 
@@ -145,43 +153,103 @@ PLANNED_DIFFERENCES = (0.02, 0.01, 0.005)
 
 
 def seeds_needed_sentence(
-    seeds: int, measured_sd: float, planning_sd: float, review_variance: float
+    model_a: str,
+    model_b: str,
+    seeds: int,
+    measured_sd: float,
+    planning_sd: float,
+    review_variance: float,
+    alpha: float,
+    pairs: int,
 ) -> str:
-    """How many seeds per recipe a verdict about a given difference would take.
+    """How many seeds per model a fixed design's verdict about a pair would take.
 
     Args:
-        seeds: Seeds per model behind ``measured_sd`` and ``review_variance``.
-        measured_sd: The sd of test accuracy over seeds, pooled over the models (nan with one).
+        model_a, model_b: The pair.
+        seeds: The fewer seeds of the two, behind ``measured_sd`` and ``review_variance``.
+        measured_sd: The pair's sd of test accuracy over seeds, pooled over its two models.
         planning_sd: ``report.planning_seed_sd``, used with fewer seeds than a verdict needs.
-        review_variance: The variance that the shared test reviews add to a difference.
+        review_variance: The variance that the shared test reviews add to the difference.
+        alpha: The two-sided level of each pair's test (Holm's first step over ``pairs``).
     """
+    a, b = display_name(model_a), display_name(model_b)
     if seeds >= significance.MIN_SEEDS_FOR_VERDICT:
-        seed_sd, where = measured_sd, "observed here, pooled over the models"
+        seed_sd, where = measured_sd, "this pair's runs"
     else:
-        # Two runs per model give a pooled sd of one degree of freedom per model: with three
-        # models its 95% interval runs from about 0.6 to 3.7 times the estimate, too wide to
-        # plan with. The review term of a difference shrinks as seeds are added (each review's
-        # score is averaged over more networks): measured on the seeds of a verdict it is an
-        # upper bound for more; measured on one or two networks per model it would bound
-        # nothing useful (on the default two-seed run it turned 64 seeds for half a point into
-        # 264), so it is left out, as the measured spread is.
+        # Two runs per model give an sd of two degrees of freedom for a pair, too wide to plan
+        # with; and the review term measured on one or two networks per model is far larger
+        # than with more (each review's score is averaged over more networks), so it is left
+        # out, as the measured spread is.
         seed_sd, review_variance = planning_sd, 0.0
         where = (
-            f"assumed: report.planning_seed_sd; {seeds} seeds per model measured "
-            f"{100 * measured_sd:.2f}, too few to plan with"
+            f"assumed: report.planning_seed_sd; {seeds} seeds measured {100 * measured_sd:.2f}"
             if seeds > 1
-            else "assumed: report.planning_seed_sd, since one seed cannot measure it"
+            else "assumed: report.planning_seed_sd"
         )
     counts = []
     for difference in PLANNED_DIFFERENCES:
-        needed = significance.seeds_needed(difference, seed_sd, review_variance)
+        needed = significance.seeds_needed(difference, seed_sd, review_variance, alpha=alpha)
         count = f"{needed}" if needed is not None else "more than 1,000"
         counts.append(f"{count} for {100 * difference:g} point{'s' * (difference != 0.01)}")
     return (
-        f"With runs that spread by {100 * seed_sd:.2f} points (sd over seeds, {where}), a "
-        f"two-sided test at 5% finds a true difference in expected accuracy between two recipes "
+        f"{a} vs {b}: with runs that spread by {100 * seed_sd:.2f} points (sd over seeds, "
+        f"{where}), a two-sided test at {100 * alpha:.2g}% (5% over {pairs} "
+        f"pair{'s' * (pairs > 1)}) finds a true difference in expected accuracy "
         f"{significance.POWER:.0%} of the time with about this many seeds per model: "
         f"{'; '.join(counts)}."
+    )
+
+
+def _away(value: float) -> str:
+    return f"{100 * value:.2f} points"
+
+
+def sequential_sentence(state: sequential.PairState, design: sequential.Design) -> str:
+    """A pair of a group-sequential design: how it closed, at which look, or how far its
+    repeated interval is from either boundary. No fixed-sample p-value: the state was reached
+    by looking again."""
+    a, b = display_name(state.model_a), display_name(state.model_b)
+    last = state.last
+    if last is None:
+        return (
+            f"{a} vs {b}: not looked at yet: the first look needs {design.seeds_at(1)} seeds of "
+            "each (`make settle` adds them)."
+        )
+    if last.estimate < 0:
+        a, b = b, a
+        estimate, low, high = -last.estimate, -last.high, -last.low
+    else:
+        estimate, low, high = last.estimate, last.low, last.high
+    where = (
+        f"look {last.look} of at most {design.looks}, {last.seeds} seeds each; a group-sequential "
+        f"design, {100 * design.alpha:g}% over {design.pairs} pair{'s' * (design.pairs > 1)}"
+    )
+    evidence = (
+        f"{_points(estimate)} in expected test accuracy (repeated 95% interval "
+        f"{100 * low:+.2f} to {100 * high:+.2f}; {where})"
+    )
+    margin = f"±{100 * design.margin:.2f} points"
+    if state.outcome == sequential.DIFFERENT:
+        return f"A freshly trained {a} is more accurate than a freshly trained {b}: {evidence}."
+    if state.outcome == sequential.EQUIVALENT:
+        return (
+            f"A freshly trained {a} and a freshly trained {b} are equivalent within {margin}: "
+            f"{evidence}."
+        )
+    hidden = max(abs(low), abs(high))
+    if state.outcome == sequential.OPEN_AT_CAP:
+        return (
+            f"Not settled at the cap of {design.max_seeds} seeds each, whether a freshly trained "
+            f"{a} or {b} is more accurate: {evidence}; the seeds cannot rule out a difference "
+            f"of up to {_away(hidden)} either way, nor show one."
+        )
+    to_different = low if low < 0 else 0.0
+    to_equivalent = max(high - design.margin, -design.margin - low, 0.0)
+    return (
+        f"Open, whether a freshly trained {a} or {b} is more accurate: {evidence}. It closes as "
+        f"different once its interval's lower end rises above 0 (now {_away(-to_different)} "
+        f"below it), or as equivalent once the interval narrows to within {margin} (now "
+        f"{_away(to_equivalent)} too wide); `make settle` adds the seeds."
     )
 
 
@@ -191,25 +259,47 @@ def first_champion_sentence(candidate: str) -> str:
 
 
 def same_champion_sentence(incumbent: str) -> str:
-    """Why the champion alias stays when this report's best run is the champion's own run."""
+    """Why the champion alias stays when this report's candidate is the champion's own run."""
     return (
-        f"The champion stays {incumbent}: it is this report's best model by validation "
-        "accuracy, the same training run."
+        f"The champion stays {incumbent}: it is this report's best network on the validation "
+        "reviews that choose, the same training run."
     )
 
 
 def promotion_sentence(
     candidate: str, promotion: Promotion, validation_reviews: int, incumbent: str
 ) -> str:
-    """Why the champion alias moved to the candidate or stayed where it was."""
+    """Why the champion alias moved to the candidate or stayed where it was, when the
+    champion's own validation predictions are not at hand: the candidate's accuracy on the
+    half of the validation reviews it was not chosen on, against the champion's recorded one."""
     gap = (
-        f"validation accuracy is {_points(promotion.difference)} against the champion's "
-        f"({incumbent})"
+        f"accuracy on the {validation_reviews:,} validation reviews it was not chosen on is "
+        f"{_points(promotion.difference)} against the champion's ({incumbent}) recorded "
+        "validation accuracy"
     )
     needed = (
-        f"{_points(promotion.needed)} that {validation_reviews:,} validation reviews need to "
-        f"tell a better model from chance (one-sided p = {promotion.p_value:.2g})"
+        f"{_points(promotion.needed)} that an unpaired test needs to tell a better model from "
+        f"chance (one-sided p = {promotion.p_value:.2g}; the champion's own predictions are not "
+        "kept, or are of another validation split)"
     )
     if promotion.promote:
         return f"{candidate} becomes the champion: its {gap}, more than the {needed}."
     return f"The champion stays {incumbent}: {candidate}'s {gap}, not more than the {needed}."
+
+
+def paired_promotion_sentence(
+    candidate: str, promotion: Promotion, networks: int, reviews: int, incumbent: str
+) -> str:
+    """Why the champion alias moved or stayed: the candidate (the best of ``networks`` on one
+    half of the validation reviews) against the champion on the other half (``reviews``),
+    review by review."""
+    chosen = (
+        f"chosen as the best of {networks} network{'s' * (networks > 1)} on one half of the "
+        f"validation reviews, on the other {reviews:,} it scores {_points(promotion.difference)} "
+        f"against the champion ({incumbent}), review by review (McNemar's exact one-sided "
+        f"p = {promotion.p_value:.2g}"
+    )
+    if promotion.promote:
+        return f"{candidate} becomes the champion: {chosen}, below 0.05)."
+    needed = f"; it would take {_points(promotion.needed)}" if np.isfinite(promotion.needed) else ""
+    return f"The champion stays {incumbent}: {candidate}, {chosen}{needed})."

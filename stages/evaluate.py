@@ -2,7 +2,8 @@
 ``python -m stages.evaluate <name> <seed>``.
 
 This is the only stage that reads the test split. Its metrics and plots go to DVC (metrics and
-plots files) and into the MLflow run that trained the model.
+plots files) and into the MLflow run that trained the model. It also keeps the model's
+probability of every validation review, which the report chooses and tests the champion on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from imdb_sentiment import paths
 from imdb_sentiment.cli import run_stage
 from imdb_sentiment.dataset import load_split
-from imdb_sentiment.evaluation import predictions_table, score
+from imdb_sentiment.evaluation import predictions_table, score, validation_table
 from imdb_sentiment.files import read_json, write_json, write_text
 from imdb_sentiment.params import load_params, model_from_arguments
 from imdb_sentiment.tracking import lifecycle, records
@@ -48,6 +49,13 @@ def main(argv: list[str]) -> None:
             predictions.to_csv(index=False, float_format="%.9g"),
         )
         records.log_evaluation(name, threshold, result, trained["model_uri"], test_set)
+        validation = load_split(project.validation_split)
+        validation_probabilities = model.predict(validation.reviews, batch_size=1024, verbose=0)
+        write_text(
+            project.validation_predictions(name, seed),
+            validation_table(validation.labels, validation_probabilities.ravel()),
+        )
+        records.log_validation_predictions(project.validation_predictions(name, seed))
 
 
 if __name__ == "__main__":

@@ -32,10 +32,18 @@ def tiny_params(local_copy: Path | None = None, sha256: str | None = None) -> di
     """A fresh copy of the tests' params, reading the archive ``local_copy`` if given."""
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     for section, values in yaml.safe_load(TEST_PARAMS_FILE.read_text()).items():
-        # The tests' models replace the project's; other sections change key by key.
-        params[section] = values if section == "models" else {**params[section], **values}
+        # The tests' models and networks replace the project's; other sections change key by
+        # key.
+        params[section] = (
+            values if section in ("models", "networks") else {**params[section], **values}
+        )
     params["data"].update(local_copy=local_copy and str(local_copy), local_copy_sha256=sha256)
     return params
+
+
+def networks(models, seeds: list[int]) -> dict:
+    """params.yaml's networks: each of ``models`` with each of ``seeds``."""
+    return {f"{model}-{seed}": {"model": model, "seed": seed} for model in models for seed in seeds}
 
 
 def model_params(cell: str = "gru", **hyperparameters):
@@ -232,10 +240,14 @@ def start_warm_interpreter(project: Path, env: dict[str, str]) -> None:
 
 
 def set_params(project: Path, changes: dict) -> None:
+    """Changes params.yaml's sections key by key; networks is replaced whole."""
     params_file = project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
     for section, values in changes.items():
-        params[section].update(values)
+        if section == "networks":
+            params[section] = values
+        else:
+            params[section].update(values)
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -283,6 +295,8 @@ def make_project(folder: Path) -> Path:
     )
     run(["git", "init", "-q"], project)
     run(["dvc", "init", "-q"], project)
+    # The overlaid plots' templates (dvc.yaml's top-level plots).
+    shutil.copytree(PROJECT_ROOT / ".dvc" / "plots", project / ".dvc" / "plots")
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "tiny project"], project)
     return project

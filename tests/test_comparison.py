@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imdb_sentiment import comparison
+from imdb_sentiment import comparison, pairs
 from imdb_sentiment.params import parse_params
-from tests.conftest import tiny_params
+from tests.conftest import networks, tiny_params
 
 REVIEWS = 2_000
 MARGIN = 0.005
@@ -15,7 +15,7 @@ MARGIN = 0.005
 
 def make_models(seeds: list[int]):
     raw = tiny_params()
-    raw["train"]["seeds"] = seeds
+    raw["networks"] = networks(raw["models"], seeds)
     raw["models"]["lstm"]["units"] = 32
     raw["models"]["gru"]["units"] = 64
     params = parse_params(raw)
@@ -70,13 +70,16 @@ def report(seeds: list[int], **outputs) -> tuple[pd.DataFrame, pd.DataFrame, str
     runs, labels, probabilities = make_outputs(seeds, **outputs)
     table = comparison.comparison_table(make_models(seeds), runs, labels, probabilities, 0.5)
     correct = comparison.correctness(labels, probabilities, 0.5)
-    pairs = comparison.pairs_table(correct, seeds, MARGIN)
+    pair_rows = pairs.pairs_table(correct, MARGIN, None, {"lstm": seeds[0], "gru": seeds[0]})
     sections = {
         "Seed ensembles": comparison.ensemble_sentences(labels, probabilities, 0.5),
-        "How many seeds": [comparison.seeds_needed_sentence(correct, 0.01)],
+        "How many seeds": pairs.seeds_needed_sentences(correct, 0.01),
     }
-    markdown = comparison.as_markdown(table, pairs, seeds, REVIEWS, MARGIN, sections)
-    return table, pairs, markdown
+    intro = comparison.what_the_seeds_show(
+        {"lstm": seeds, "gru": seeds}, REVIEWS, MARGIN, sequential_design=False
+    )
+    markdown = comparison.as_markdown(table, pair_rows, intro, sections)
+    return table, pair_rows, markdown
 
 
 def test_one_row_per_model_with_means_over_seeds_and_intervals_about_a_fresh_run():
@@ -115,7 +118,8 @@ def test_three_seeds_give_verdicts_about_freshly_trained_recipes():
     assert "a freshly trained run (seeds and reviews)" not in markdown  # Said in words instead.
     assert "adds the seed-to-seed variation" in markdown
     assert "## Seed ensembles" in markdown and "ensemble of the 3 LSTM networks" in markdown
-    assert "(sd over seeds, observed here" in markdown
+    assert "(sd over seeds, this pair's runs)" in markdown
+    assert "at 5% (5% over 1 pair)" in markdown
 
 
 def test_a_difference_the_seeds_cannot_show_is_not_established():
@@ -136,7 +140,7 @@ def test_two_seeds_show_the_spread_only():
     assert "2 seeds show the spread of runs, not whether the recipes differ" in pair.sentence
     assert "95% CI" not in markdown and "more accurate" not in markdown.split("## Seed")[0]
     # The planning line keeps the stated sd: two runs per model measure theirs too roughly.
-    assert "1.00 points (sd over seeds, assumed: report.planning_seed_sd; 2 seeds per model " in (
+    assert "1.00 points (sd over seeds, assumed: report.planning_seed_sd; 2 seeds measured " in (
         markdown
     )
 
@@ -164,50 +168,6 @@ def test_no_sentence_claims_more_accuracy_without_saying_of_what(seeds):
             assert re.search(r"freshly trained|network|ensemble", sentence), sentence
 
 
-def test_the_champion_is_chosen_on_validation_never_on_test():
-    runs, _, _ = make_outputs([1, 2])
-    table = pd.DataFrame({"model": ["lstm", "gru"], "val_accuracy": [0.845, 0.865]})
-    # lstm has the better test accuracy, gru the better validation accuracy; of gru's two
-    # seeds, the one with the better validation accuracy.
-    best = comparison.best_by_validation(table, runs)
-    assert (best["model"], best["seed"]) == ("gru", 2)
-
-
-def test_the_champion_moves_only_past_the_validation_sets_noise():
-    best = pd.Series({"model": "gru", "seed": 7, "val_accuracy": 0.866})
-    first, why = comparison.champion_decision(best, 2500, None)
-    assert first and why == "gru (seed 7) becomes the champion: there was none."
-    incumbent = {"name": "lstm (seed 42, version 3)", "val_accuracy": 0.86, "val_reviews": 2500}
-    promote, why = comparison.champion_decision(best, 2500, incumbent)
-    assert not promote
-    assert why.startswith("The champion stays lstm (seed 42, version 3): gru (seed 7)'s "
-                          "validation accuracy is +0.60 points")  # fmt: skip
-    assert "not more than the +1.6" in why and "2,500 validation reviews" in why
-    clearly = pd.Series({"model": "gru", "seed": 7, "val_accuracy": 0.89})
-    promote, why = comparison.champion_decision(clearly, 2500, incumbent)
-    assert promote and why.startswith("gru (seed 7) becomes the champion: its validation")
-
-
-def test_the_champions_own_run_keeps_the_champion_without_a_comparison():
-    # A report rerun over the same runs meets its best run as the champion: "+0.00 points
-    # against itself" would say nothing.
-    best = pd.Series({"model": "gru", "seed": 7, "val_accuracy": 0.866, "mlflow_run_id": "r7"})
-    champion = {
-        "name": "gru (seed 7, version 2)",
-        "val_accuracy": 0.866,
-        "val_reviews": 2500,
-        "source_run_id": "r7",
-    }
-    promote, why = comparison.champion_decision(best, 2500, champion)
-    assert not promote
-    assert why == (
-        "The champion stays gru (seed 7, version 2): it is this report's best model by "
-        "validation accuracy, the same training run."
-    )
-    other_run = {**champion, "source_run_id": "r1"}
-    assert "+0.00 points" in comparison.champion_decision(best, 2500, other_run)[1]
-
-
 def test_the_summary_metrics_are_each_models_mean_accuracies():
     table, _, _ = report([1, 2])
     summary = comparison.summary_metrics(table)
@@ -225,23 +185,6 @@ def test_the_summary_metrics_are_rounded_to_five_digits():
     }
 
 
-def test_a_registered_versions_tags_name_its_run_params_and_test_metrics():
-    [_, gru] = make_models([7])
-    test_metrics = {"test_accuracy": 0.85, "test_loss": 0.33, "test_f1": 0.84}
-    best = pd.Series({"mlflow_run_id": "run-gru-7", **test_metrics, "test_roc_auc": 0.93})
-    tags = comparison.version_tags(best, gru)
-    assert (tags["pipeline_model"], tags["seed"]) == ("gru", "7")
-    assert tags["source_run_id"] == "run-gru-7"
-    assert (tags["param_units"], tags["param_cell"], tags["param_seed"]) == ("64", "gru", "7")
-    for metric, value in {**test_metrics, "test_roc_auc": 0.93}.items():
-        assert tags[metric] == str(value)
-    assert set(tags) == {
-        *("pipeline_model", "seed", "source_run_id"),
-        *(f"param_{key}" for key in gru.model_dump()),
-        *("test_accuracy", "test_loss", "test_f1", "test_roc_auc"),
-    }
-
-
 def test_the_test_probabilities_are_read_per_model_and_seed_with_their_labels(tmp_path):
     from imdb_sentiment.evaluation import predictions_table
     from imdb_sentiment.files import write_text
@@ -254,12 +197,13 @@ def test_the_test_probabilities_are_read_per_model_and_seed_with_their_labels(tm
             probabilities = np.array([0.9, 0.2, 0.6]) - base * seed / 10
             table = predictions_table(labels, probabilities, 0.5)
             write_text(project.evaluation_predictions(name, seed), table.to_csv(index=False))
-    models = ["lstm", "gru"]
-    read_labels, probabilities = comparison.read_test_probabilities(project, models, [1, 2])
+    read_labels, probabilities = comparison.read_probabilities(
+        project, {"lstm": [1, 2], "gru": [2, 1]}
+    )
     np.testing.assert_array_equal(read_labels, labels)
     assert read_labels.dtype.kind == "i"
     assert list(probabilities) == ["lstm", "gru"]
-    np.testing.assert_allclose(probabilities["gru"][1], [0.86, 0.16, 0.56])
+    np.testing.assert_allclose(probabilities["gru"][0], [0.86, 0.16, 0.56])  # Seed 2 first.
     assert probabilities["lstm"].shape == (2, 3)
 
 
@@ -278,6 +222,7 @@ def recipe_pair(p_value: float, equivalence_p_value: float):
         equivalence_p_value=equivalence_p_value / 2,
         adjusted_equivalence_p_value=equivalence_p_value,
         probability_a_beats_b=0.7,
+        beats=significance.Interval(0.7, 0.4, 0.9),
     )
 
 
@@ -296,14 +241,17 @@ def test_a_pair_of_recipes_row_holds_its_comparison_and_verdict(
     from imdb_sentiment import significance, verdicts
 
     pair = recipe_pair(p_value, equivalence_p_value)
-    monkeypatch.setattr(significance, "compare_recipes", lambda correct, margin: [pair])
-    correct = {"gru": np.ones((3, 4), np.int8), "lstm": np.ones((3, 4), np.int8)}
-    [row] = comparison.pairs_table(correct, [1, 2, 3], MARGIN).to_dict("records")
+    monkeypatch.setattr(significance, "compare_recipes", lambda correct, margin, pairs: [pair])
+    correct = {"gru": np.ones((5, 4), np.int8), "lstm": np.ones((5, 4), np.int8)}
+    [row] = pairs.pairs_table(correct, MARGIN, None, {}).to_dict("records")
     interval = pair.difference.interval()
-    assert row == {
+    assert {key: value for key, value in row.items() if not pd.isna(value)} == {
         "model_a": "gru",
         "model_b": "lstm",
         "about": "recipes",
+        "design": "fixed",
+        "seeds_a": 5,
+        "seeds_b": 5,
         "accuracy_difference_points": pytest.approx(0.4),
         "difference_low": pytest.approx(100 * interval.low),
         "difference_high": pytest.approx(100 * interval.high),
@@ -312,6 +260,8 @@ def test_a_pair_of_recipes_row_holds_its_comparison_and_verdict(
         "p_value_holm": p_value,
         "equivalence_p_value_holm": equivalence_p_value,
         "probability_a_beats_b": 0.7,
+        "beats_low": 0.4,
+        "beats_high": 0.9,
         "verdict": verdict,
         "sentence": verdicts.recipe_sentence(pair, 1),
     }
@@ -323,19 +273,23 @@ def test_a_pair_of_networks_row_holds_mcnemars_test(p_value, verdict, monkeypatc
     from imdb_sentiment import significance, verdicts
 
     pair = significance.ClassifierComparison("gru", "lstm", 30, 10, 1000, p_value / 3, p_value)
-    monkeypatch.setattr(significance, "compare_classifiers", lambda correct: [pair])
+    monkeypatch.setattr(significance, "compare_classifiers", lambda right, pairs: [pair])
     correct = {"gru": np.ones((1, 4), np.int8), "lstm": np.ones((1, 4), np.int8)}
-    [row] = comparison.pairs_table(correct, [42], MARGIN).to_dict("records")
+    seeds = {"gru": 42, "lstm": 7}
+    [row] = pairs.pairs_table(correct, MARGIN, None, seeds).to_dict("records")
     assert {key: value for key, value in row.items() if not pd.isna(value)} == {
         "model_a": "gru",
         "model_b": "lstm",
         "about": "networks",
+        "design": "fixed",
+        "seeds_a": 1,
+        "seeds_b": 1,
         "accuracy_difference_points": pytest.approx(2.0),  # (30 - 10) of 1,000 reviews
         "test": "mcnemar",
         "p_value": p_value / 3,
         "p_value_holm": p_value,
         "verdict": verdict,
-        "sentence": verdicts.network_sentence(pair, 42, 1),
+        "sentence": verdicts.network_sentence(pair, 1, seeds),
     }
 
 
@@ -344,11 +298,14 @@ def test_a_pair_of_two_seeds_row_shows_the_spread_only():
 
     gru = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], np.int8)  # runs at 75% and 50%
     lstm = np.array([[1, 0, 0, 0], [1, 1, 1, 1]], np.int8)  # runs at 25% and 100%
-    [row] = comparison.pairs_table({"gru": gru, "lstm": lstm}, [1, 2], MARGIN).to_dict("records")
+    [row] = pairs.pairs_table({"gru": gru, "lstm": lstm}, MARGIN, None, {}).to_dict("records")
     assert {key: value for key, value in row.items() if not pd.isna(value)} == {
         "model_a": "gru",
         "model_b": "lstm",
         "about": "spread",
+        "design": "fixed",
+        "seeds_a": 2,
+        "seeds_b": 2,
         "accuracy_difference_points": pytest.approx(0.0),  # 62.5% against 62.5%
         "verdict": "none",
         "sentence": verdicts.spread_sentence(
@@ -356,7 +313,7 @@ def test_a_pair_of_two_seeds_row_shows_the_spread_only():
         ),
     }
     gru[1] = 1
-    [row] = comparison.pairs_table({"gru": gru, "lstm": lstm}, [1, 2], MARGIN).to_dict("records")
+    [row] = pairs.pairs_table({"gru": gru, "lstm": lstm}, MARGIN, None, {}).to_dict("records")
     assert row["accuracy_difference_points"] == pytest.approx(25.0)  # 87.5% against 62.5%
 
 

@@ -10,7 +10,7 @@ from imdb_sentiment import disk
 from imdb_sentiment.modeling import build_model
 from imdb_sentiment.params import load_params, parse_params
 from imdb_sentiment.paths import this_project
-from tests.conftest import tiny_params
+from tests.conftest import networks, tiny_params
 
 
 @pytest.mark.parametrize("cell", ["simplernn", "lstm", "gru"])
@@ -32,7 +32,7 @@ def test_what_a_run_writes_scales_with_its_params():
     one_seed = disk.bytes_after_download(real, 28_570_663)
     assert 100 * disk.MB < one_seed < 400 * disk.MB
     raw = real.model_dump()
-    raw["train"]["seeds"] = [1, 2, 3, 4, 5]
+    raw["networks"] = networks(raw["models"], [1, 2, 3, 4, 5])
     five_seeds = disk.bytes_after_download(parse_params(raw), 28_570_663)
     assert five_seeds > one_seed + 4 * 3 * 3 * 10 * disk.MB  # Each model file kept 3 times.
 

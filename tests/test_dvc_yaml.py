@@ -13,7 +13,7 @@ from imdb_sentiment import paths
 from imdb_sentiment.dataset import SHAPING_DATA_PARAMS
 from imdb_sentiment.params import Hyperparameters
 from imdb_sentiment.tracking import packaging
-from tests.conftest import make_project, run, set_params
+from tests.conftest import make_project, networks, run, set_params
 from tests.imports import PROJECT_ROOT, closure
 
 DVC_YAML = yaml.safe_load((paths.this_project().root / "dvc.yaml").read_text())
@@ -81,6 +81,7 @@ def test_per_model_and_seed_outputs_match_paths(model, seed):
         paths.this_project().evaluation_metrics(model, seed),
         paths.this_project().roc_points(model, seed),
         paths.this_project().evaluation_predictions(model, seed),
+        paths.this_project().validation_predictions(model, seed),
     }
 
 
@@ -94,6 +95,17 @@ def test_report_outputs_match_paths():
         paths.this_project().learning_curves_plot,
         paths.this_project().roc_curves_plot,
         paths.this_project().test_accuracy_plot,
+        *(
+            paths.this_project().overlay_plot_data(name)
+            for name in ("learning_curves", "roc", "test_accuracy")
+        ),
+    }
+
+
+def test_the_overlaid_plots_read_the_reports_tables():
+    plotted = {next(iter(props["y"])) for plot in DVC_YAML["plots"] for props in plot.values()}
+    assert plotted == {
+        f"reports/plots/{name}.csv" for name in ("learning_curves", "roc", "test_accuracy")
     }
 
 
@@ -142,24 +154,26 @@ def test_a_change_to_what_is_served_reruns_the_stage_that_logs_the_model():
     assert set(definition("train")["deps"]) >= served
 
 
-def test_per_model_stages_run_once_per_model_and_seed_and_declare_their_params():
+def test_per_network_stages_run_once_per_network_and_declare_their_params():
     for name in ("train", "evaluate"):
-        assert definition(name)["matrix"] == {"model": "${models}", "seed": "${train.seeds}"}
+        assert DVC_YAML["stages"][name]["foreach"] == "${networks}"
     declared = set(definition("train")["params"])
-    # Every shared hyperparameter, key by key: not train.seeds, so that adding a seed does not
-    # retrain the seeds trained already.
+    # Every shared hyperparameter, key by key, and the model's own entry: not networks, so that
+    # adding a network does not retrain those trained already.
     assert {f"train.{key}" for key in Hyperparameters.model_fields} <= declared
     assert "models.${item.model}" in declared
-    assert not {"train", "train.seeds"} & declared
+    assert not {"train", "networks"} & declared
 
 
-def test_a_seed_list_gives_one_training_and_evaluation_per_model_and_seed(tmp_path):
+def test_networks_give_one_training_and_evaluation_each_and_seeds_may_differ(tmp_path):
     project = make_project(tmp_path)
-    set_params(project, {"train": {"seeds": [1, 2]}})
+    chosen = {**networks(["simplernn", "lstm", "gru"], [1, 2]), **networks(["gru"], [3])}
+    set_params(project, {"networks": chosen})
     stages = {line.split()[0] for line in run(["dvc", "stage", "list"], project).splitlines()}
-    for model in ("simplernn", "lstm", "gru"):
-        for seed in (1, 2):
-            assert {f"train@{model}-{seed}", f"evaluate@{model}-{seed}"} <= stages
+    assert {stage for stage in stages if stage.startswith("train@")} == {
+        f"train@{name}" for name in chosen
+    }
+    assert {f"evaluate@{name}" for name in chosen} <= stages
 
 
 def test_prepare_declares_exactly_the_data_params_that_shape_its_outputs():

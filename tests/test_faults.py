@@ -173,10 +173,10 @@ def test_a_full_mlflow_database_is_one_line_and_its_run_is_marked_by_the_next_st
 def test_a_negative_seed_is_reported_by_its_key_not_by_the_usage_line(workspace):
     project = paths.this_project()
     raw = yaml.safe_load(project.params_file.read_text())
-    raw["train"]["seeds"] = [-1]
+    raw["networks"]["gru--1"] = {"model": "gru", "seed": -1}
     project.params_file.write_text(yaml.safe_dump(raw))
     for stage in (train, evaluate):
-        with pytest.raises(cli.StageError, match=r"train.seeds.0: Input should be greater"):
+        with pytest.raises(cli.StageError, match=r"networks.gru--1.seed: Input should be greater"):
             stage.main(["gru", "-1"])
 
 

@@ -22,6 +22,7 @@ from tests.conftest import (
     WARM_CALLER_MB,
     environment,
     make_project,
+    networks,
     run,
     run_with_peak_memory,
     set_params,
@@ -53,7 +54,7 @@ def servers() -> dict[str, str]:
 def project(tmp_path_factory) -> Path:
     """A tiny project with two seeds, its data prepared."""
     project = make_project(tmp_path_factory.mktemp("reproducibility"))
-    set_params(project, {"train": {"seeds": [42, 7]}})
+    set_params(project, {"networks": networks(("simplernn", "lstm", "gru"), [42, 7])})
     run(["dvc", "repro", "prepare"], project)
     return project
 

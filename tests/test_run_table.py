@@ -34,7 +34,7 @@ def write_run(project: ProjectFiles, name: str, seed: int) -> None:
 def test_the_report_and_the_sweep_read_the_same_row_of_a_run(tmp_path, gru):
     project = ProjectFiles(tmp_path)
     write_run(project, "gru", 42)
-    from_files = run_table.from_files(project, [gru], [42])
+    from_files = run_table.from_files(project, [gru])
     recorded = {**SUMMARY, **TIME, "trainable_params": 1234, "test_roc_auc": 0.88}
     recorded.update({f"test_{key}": value for key, value in TEST.items()})
     logged_params = training_run_params(gru.model_dump(), {})
@@ -70,7 +70,7 @@ def test_a_missing_file_names_itself_and_dvc_repro(tmp_path, gru):
     write_run(project, "gru", 42)
     project.training_time("gru", 42).unlink()
     with pytest.raises(StageError, match=r"training_time.json is missing: run `dvc repro`"):
-        run_table.from_files(project, [gru], [42])
+        run_table.from_files(project, [gru])
 
 
 def test_a_metric_mlflow_did_not_record_is_empty(gru):

@@ -62,10 +62,16 @@ def test_the_intervals_cover_a_known_difference_as_often_as_they_say(simulated_n
         assert 0.93 <= covered <= 0.97, (truth, covered)
 
 
-def test_a_recipes_interval_covers_its_expected_accuracy_as_often_as_it_says(simulated_nulls):
-    intervals = [significance.accuracy(a).interval() for a, _ in simulated_nulls]
-    covered = np.mean([i.low <= EXPECTED_ACCURACY <= i.high for i in intervals])
-    assert 0.93 <= covered <= 0.97, covered
+def test_a_recipes_interval_covers_its_expected_accuracy_at_least_as_often_as_it_says(
+    simulated_nulls,
+):
+    # Welch-Satterthwaite's degrees of freedom, from the estimated variances themselves, covered
+    # 92.0-93.8% at three seeds; the seed term's n - 1 errs on the wide side instead.
+    rng = np.random.default_rng(17)
+    for draws in (simulated_nulls, [two_recipes(rng, 3, 0.0) for _ in range(SIMULATIONS)]):
+        intervals = [significance.accuracy(a).interval() for a, _ in draws]
+        covered = np.mean([i.low <= EXPECTED_ACCURACY <= i.high for i in intervals])
+        assert 0.945 <= covered <= 0.99, (len(draws[0][0]), covered)
 
 
 def test_the_seed_variation_widens_the_interval_beyond_the_reviews_alone():

@@ -10,13 +10,13 @@ import pytest
 from imdb_sentiment import sweep
 from imdb_sentiment.errors import StageError
 from imdb_sentiment.params import parse_params
-from tests.conftest import tiny_params
+from tests.conftest import networks, tiny_params
 
 
 @pytest.fixture
 def params():
     raw = tiny_params()
-    raw["train"]["seeds"] = [1, 2]
+    raw["networks"] = networks(raw["models"], [1, 2])
     return parse_params(raw)
 
 

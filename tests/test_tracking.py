@@ -135,12 +135,13 @@ def test_the_champion_alias_moves_to_each_promoted_version_and_is_summarized(cli
     assert registry.champion_summary("clf") is None  # No champion yet.
     first, better = (_logged_model_uri() for _ in range(2))
     tags = {"pipeline_model": "lstm", "seed": "42", "val_accuracy": "0.85", "val_reviews": "2500",
-            "source_run_id": "run-of-lstm-42"}  # fmt: skip
+            "source_run_id": "run-of-lstm-42", "val_split_md5": "abc"}  # fmt: skip
     assert registry.promote("clf", first, tags) == "1"
     assert registry.champion_summary("clf") == {
         "name": "lstm (seed 42, version 1)",
         "val_accuracy": 0.85,
         "val_reviews": 2500,
+        "val_split": "abc",
         "version": "1",
         "source_run_id": "run-of-lstm-42",
     }

@@ -34,14 +34,14 @@ def test_a_diverging_loss_fails_the_stage_and_its_run_and_saves_no_model(workspa
     assert not paths.this_project().run_id_file("gru", 42).exists()
 
 
-def test_a_seed_not_in_train_seeds_fails_before_any_run_starts(workspace):
-    with pytest.raises(ParamsError, match=r"train.seeds: 7 is not one of the seeds .*\(42\)"):
+def test_a_network_not_in_params_fails_before_any_run_starts(workspace):
+    with pytest.raises(ParamsError, match=r"networks: gru-7 is not one of the networks .*: 42\)"):
         train.main(["gru", "7"])
     assert mlflow.MlflowClient().get_experiment_by_name("imdb-rnn-comparison") is None
 
 
 def test_a_missing_seed_argument_says_how_to_call_the_stage(workspace):
-    with pytest.raises(StageError, match=r"usage: python -m stages.train <model .*> <seed"):
+    with pytest.raises(StageError, match=r"usage: python -m stages.train <model> <seed>, a net"):
         train.main(["gru"])
 
 

@@ -113,6 +113,16 @@ def log_evaluation(
     )
 
 
+# The artifact of a training run that holds its network's validation predictions.
+VALIDATION_PREDICTIONS = "val_predictions.csv"
+
+
+def log_validation_predictions(path: Path) -> None:
+    """The network's probability of every validation review, kept with its run: the report
+    tests a later candidate against the champion on them, paired review by review."""
+    mlflow.log_artifact(str(path))
+
+
 def log_comparison(table: pd.DataFrame, files: list[Path]) -> None:
     """The report's run: the runs it compares, every model's test accuracy with its interval
     (when its seeds give one; the tag ``interval_about`` says of what), and the report's

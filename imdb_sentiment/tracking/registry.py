@@ -8,9 +8,12 @@ import contextlib
 import io
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from imdb_sentiment.cli import verbose
+from imdb_sentiment.tracking.records import VALIDATION_PREDICTIONS
 
 CHAMPION_ALIAS = "champion"
 
@@ -29,8 +32,8 @@ def current_champion(registered_name: str):
 def champion_summary(registered_name: str) -> dict | None:
     """The champion, as the report weighs it: ``name`` (model, seed and version),
     ``val_accuracy``, ``val_reviews`` (None for a version registered before it was tagged),
-    ``version`` and ``source_run_id`` (the training run it came from); None when there is no
-    champion yet."""
+    ``val_split`` (the md5 of the validation split it was scored on, or None), ``version`` and
+    ``source_run_id`` (the training run it came from); None when there is no champion yet."""
     champion = current_champion(registered_name)
     if champion is None:
         return None
@@ -41,9 +44,29 @@ def champion_summary(registered_name: str) -> dict | None:
         f"version {champion.version})",
         "val_accuracy": float(tags.get("val_accuracy", "nan")),
         "val_reviews": int(reviews) if reviews else None,
+        "val_split": tags.get("val_split_md5"),
         "version": str(champion.version),
         "source_run_id": tags.get("source_run_id"),
     }
+
+
+def validation_correctness(
+    champion: dict | None, split: str, threshold: float
+) -> np.ndarray | None:
+    """Where the champion is right (1) on every review of the validation split whose md5 is
+    ``split``, from the predictions its evaluation kept with its training run; None when there
+    is no champion, it was scored on another split, or its run kept none (registered before
+    they were kept)."""
+    if champion is None or champion.get("val_split") != split or not champion["source_run_id"]:
+        return None
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=champion["source_run_id"], artifact_path=VALIDATION_PREDICTIONS
+        )
+    except (MlflowException, OSError):
+        return None
+    table = pd.read_csv(path)
+    return ((table["probability"] >= threshold).astype(int) == table["actual"]).to_numpy()
 
 
 def promote(registered_name: str, model_uri: str, tags: dict[str, str]) -> str:
