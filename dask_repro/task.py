@@ -82,7 +82,11 @@ def _announce_start(stage: str) -> str:
     except (ImportError, ValueError):
         return "here"
     # A LocalCluster numbers its workers; others are known by their address.
-    name = f"worker {worker.name}" if str(worker.name).isdigit() else worker.address
+    # An in-process worker's address ends with its number there.
+    if worker.address.startswith("inproc://"):
+        name = f"worker {worker.address.rsplit('/', 1)[-1]}"
+    else:
+        name = f"worker {worker.name}" if str(worker.name).isdigit() else worker.address
     worker.log_event(STARTED_TOPIC, {"stage": stage, "worker": name})
     return name
 
