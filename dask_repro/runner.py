@@ -117,12 +117,12 @@ class _Progress:
         message = event[1]
         logger.info("%s: started on %s", message["stage"], message["worker"])
 
-    def finished(self, result: task.Done) -> None:
+    def finished(self, label: str, result: task.Done) -> None:
         self.done += 1
         where = " (another checkout)" if result.remote else ""
         logger.info(
             "%s: done in %.1f s%s [%d/%d]",
-            result.stage, result.seconds, where, self.done, self.total,
+            label, result.seconds, where, self.done, self.total,
         )  # fmt: skip
 
 
@@ -132,13 +132,13 @@ def _log_path(project: Path, run_id: str, stage: str) -> Path:
     return folder / f"{stage.replace('/', '_')}.log"
 
 
-def _report_failure(project: Path, run_id: str, failure: task.StageFailed) -> None:
+def _report_failure(project: Path, run_id: str, label: str, failure: task.StageFailed) -> None:
     log = _log_path(project, run_id, failure.stage)
     log.write_text(failure.output)
     lines = failure.output.rstrip().splitlines()[-FAILURE_LINES:]
     logger.error(
         "%s failed; the end of its output (all of it: %s):\n%s",
-        failure.stage, log, "\n".join(f"    {line}" for line in lines),
+        label, log, "\n".join(f"    {line}" for line in lines),
     )  # fmt: skip
 
 
@@ -155,8 +155,11 @@ def run_tasks(
     progress = _Progress(len(plan.tasks))
     started: set[str] = set()
 
+    labels = {stage: ", ".join(plan.stages_of(stage)) for stage in plan.tasks}
+    targets = {label: stage for stage, label in labels.items()}
+
     def on_start(event: tuple) -> None:
-        started.add(event[1]["stage"])
+        started.add(targets.get(event[1]["stage"], event[1]["stage"]))
         progress.started(event)
 
     client.subscribe_topic(task.STARTED_TOPIC, on_start)
@@ -169,7 +172,13 @@ def run_tasks(
         for stage, waits_for in plan.tasks.items():
             futures[stage] = client.submit(
                 task.run_task,
-                task.Task(stage, run_id, environment, hand_back=stage in plan.committed),
+                task.Task(
+                    stage,
+                    run_id,
+                    environment,
+                    hand_back=tuple(s for s in plan.stages_of(stage) if s in plan.committed),
+                    label=", ".join(plan.stages_of(stage)),
+                ),
                 snapshot,
                 *(futures[before] for before in waits_for),
                 key=f"{stage}-{run_id}",
@@ -185,7 +194,7 @@ def run_tasks(
             if future.status == "finished":
                 result = future.result()
                 _log_path(project, run_id, stage).write_text(result.output)
-                progress.finished(result)
+                progress.finished(labels[stage], result)
                 remote |= result.remote
                 _stage_files(staging, result.files)
                 continue
@@ -193,9 +202,9 @@ def run_tasks(
                 continue
             error = future.exception()
             if isinstance(error, task.StageFailed) and error.stage == stage:
-                _report_failure(project, run_id, error)
+                _report_failure(project, run_id, labels[stage], error)
             elif not isinstance(error, task.StageFailed):
-                logger.error("%s failed: %s", stage, error)
+                logger.error("%s failed: %s", labels[stage], error)
             if not failed:
                 failed = True
                 # As `dvc repro`: no stage starts after a failure; those under way finish,
@@ -226,7 +235,7 @@ def commit(project: Path, plan: Plan, staging: Path) -> None:
         target = project / staged.relative_to(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
         staged.replace(target)
-    stages = [stage for stage in plan.tasks if stage in plan.committed]
+    stages = [s for task in plan.tasks for s in plan.stages_of(task) if s in plan.committed]
     logger.info("Recording %d stage(s) whose recorded outputs were lost: dvc commit", len(stages))
     dvc(["commit", "--force", "--quiet", *stages], project)
 
@@ -276,8 +285,9 @@ def run(
         workers = len(client.scheduler_info().get("workers", {}))
         dashboard = _dashboard(client)
         logger.info(
-            "Running %d stage(s) on %d Dask worker(s)%s; then `dvc repro` records them%s",
-            len(plan.tasks), workers,
+            "Running %d stage(s) as %d task(s) on %d Dask worker(s)%s; then `dvc repro` records "
+            "them%s",
+            sum(len(plan.stages_of(task)) for task in plan.tasks), len(plan.tasks), workers,
             f" (dashboard: {dashboard})" if dashboard else "",
             f" and runs {', '.join(plan.left)}" if plan.left else "",
         )  # fmt: skip

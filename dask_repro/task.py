@@ -39,12 +39,14 @@ _running_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Task:
-    stage: str
+    stage: str  # the last stage of the task's chain: `dvc repro <stage>` runs them all
     run_id: str
     # Variables set in the stage's environment (the runner's own values of the ones it passes on).
     environment: dict[str, str] = field(default_factory=dict)
-    # Whether the task hands back its stage's outputs (plan.records_lost_outputs).
-    hand_back: bool = False
+    # The stages whose outputs the task hands back (plan.records_lost_outputs).
+    hand_back: tuple[str, ...] = ()
+    # Its stages, as the console names the task.
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def run_task(task: Task, snapshot: Snapshot, *upstream: Done) -> Done:
     """Runs ``task`` in a workspace of its own made from ``snapshot`` (after ``upstream``, the
     tasks it waits for)."""
     started = time.monotonic()
-    worker = _announce_start(task.stage)
+    worker = _announce_start(task.label or task.stage)
     checkout = workspace.checkout_of(Path.cwd())
     remote = not workspace.works_in_users_project(snapshot, checkout)
     name = f"{task.run_id}/{_folder_name(task.stage)}-{uuid.uuid4().hex[:8]}"
@@ -146,7 +148,9 @@ def run_task(task: Task, snapshot: Snapshot, *upstream: Done) -> Done:
         )
         if remote:
             output += _dvc(["push", "--run-cache", task.stage], folder, env, task.stage)
-        files = _outputs(folder, task.stage) if task.hand_back else {}
+        files = {
+            path: data for stage in task.hand_back for path, data in _outputs(folder, stage).items()
+        }
     finally:
         workspace.remove(checkout, folder)
     return Done(task.stage, time.monotonic() - started, worker, remote, output, files)

@@ -67,3 +67,21 @@ def test_a_change_runs_what_it_touches(toy: Path):
     made = plan.make_plan(toy)
     assert list(made.tasks) == ["a", "b@1", "b@2", "b@3"]
     assert made.left == ("c",)
+
+
+def test_a_stage_joins_the_chain_of_the_one_stage_before_it_that_nothing_else_waits_for():
+    tasks = {
+        "download": (),
+        "prepare": ("download",),
+        "train@a": ("prepare",),
+        "train@b": ("prepare",),
+        "evaluate@a": ("prepare", "train@a"),
+        "evaluate@b": ("prepare", "train@b"),
+        "compare": ("evaluate@a", "evaluate@b"),
+    }
+    assert plan.chains(tasks) == {
+        "prepare": ("download", "prepare"),
+        "evaluate@a": ("train@a", "evaluate@a"),
+        "evaluate@b": ("train@b", "evaluate@b"),
+        "compare": ("compare",),  # Two stages before it: no chain.
+    }
