@@ -9,6 +9,7 @@ workers started by ``dask worker`` elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -237,7 +238,7 @@ def commit(project: Path, plan: Plan, staging: Path) -> None:
         staged.replace(target)
     stages = [s for task in plan.tasks for s in plan.stages_of(task) if s in plan.committed]
     logger.info("Recording %d stage(s) whose recorded outputs were lost: dvc commit", len(stages))
-    dvc(["commit", "--force", "--quiet", *stages], project)
+    dvc(["commit", "--force", "--no-relink", "--quiet", *stages], project)
 
 
 def _stop(client: Client, futures: dict[str, Future], started: set[str]) -> None:
@@ -296,6 +297,8 @@ def run(
                 project, client, plan, snapshot, run_id, environment
             )
         finally:
+            with contextlib.suppress(Exception):  # A lost cluster keeps its workspaces.
+                client.run(task.clean_up, run_id)
             workspace.remove_all(project, run_id)
     if not succeeded:
         logger.error(
