@@ -170,7 +170,7 @@ def run_tasks(
         # (data scattered to that worker would go with it); Dask warns of a large graph when
         # the workspace's edits are large.
         warnings.simplefilter("ignore", UserWarning)
-        for stage, waits_for in plan.tasks.items():
+        for position, (stage, waits_for) in enumerate(plan.tasks.items()):
             futures[stage] = client.submit(
                 task.run_task,
                 task.Task(
@@ -184,6 +184,9 @@ def run_tasks(
                 *(futures[before] for before in waits_for),
                 key=f"{stage}-{run_id}",
                 pure=False,
+                # Ready tasks start in DVC's order, as `dvc repro` would run them: the seeds of
+                # one model side by side, whose times are alike (else Dask's own order).
+                priority=-position,
             )
     stages = {future.key: stage for stage, future in futures.items()}
     failed, remote = False, False
