@@ -33,6 +33,12 @@ STOP_SECONDS = 90
 FAILURE_LINES = 20
 
 
+# A task goes to a worker only when the worker has a thread free: a stage takes minutes, and
+# one queued behind another on a busy worker (Dask's default, 1.1) waited while another worker
+# was idle, the slowest training of a run last. `make scheduler` sets the same.
+WORKER_SATURATION = {"distributed.scheduler.worker-saturation": 1.0}
+
+
 class RunnerError(RuntimeError):
     """A problem with the set-up (no cluster, no DVC remote); the message names the fix."""
 
@@ -49,7 +55,7 @@ def connect(scheduler: str | None, workers: int | None) -> Client:
                 f"no Dask scheduler answers at {address} ({error}): start one (`dask scheduler`)"
                 ", or unset DASK_SCHEDULER_ADDRESS to run on this machine"
             ) from None
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), dask.config.set(WORKER_SATURATION):
         # "Port 8787 is already in use": another run's dashboard; this one takes another port.
         warnings.simplefilter("ignore")
         cluster = LocalCluster(
