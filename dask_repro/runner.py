@@ -185,6 +185,7 @@ def run_tasks(
                     environment,
                     hand_back=tuple(s for s in plan.stages_of(stage) if s in plan.committed),
                     label=", ".join(plan.stages_of(stage)),
+                    chain=tuple(plan.stages_of(stage)),
                 ),
                 snapshot,
                 *(futures[before] for before in waits_for),

@@ -50,6 +50,8 @@ class Task:
     hand_back: tuple[str, ...] = ()
     # Its stages, as the console names the task.
     label: str = ""
+    # Every stage of its chain, in order, whose outputs and run-cache entries go to the remote.
+    chain: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,9 @@ def run_task(task: Task, snapshot: Snapshot, *upstream: Done) -> Done:
             ["repro", *(["--pull"] if remote else []), task.stage], folder, env, task.stage
         )
         if remote:
-            output += _dvc(["push", "--run-cache", task.stage], folder, env, task.stage)
+            # Every stage of the chain, so that each of them is restorable from the remote.
+            pushed = list(task.chain or (task.stage,))
+            output += _dvc(["push", "--run-cache", *pushed], folder, env, task.stage)
         files = {
             path: data for stage in task.hand_back for path, data in _outputs(folder, stage).items()
         }

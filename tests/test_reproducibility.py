@@ -110,7 +110,7 @@ def test_a_seed_beside_other_seeds_writes_what_it_writes_alone(project, servers)
     # workers, with nothing in DVC's run-cache to restore.
     shutil.rmtree(project / ".dvc" / "cache" / "runs", ignore_errors=True)
     output = run(RUNNER, project, env=servers)
-    assert "train@gru-7: started" in output
+    assert "train@gru-7, evaluate@gru-7: started" in output
     for seed in (42, 7):
         for output_file, content in alone[seed].items():
             beside = (project / output_file.format(seed=seed)).read_bytes()

@@ -37,7 +37,8 @@ def test_ctrl_c_during_a_look_leaves_a_state_the_next_settle_goes_on_from(projec
     settle = start_interruptible(SETTLE, project)
     deadline = time.monotonic() + 300
     output = ""
-    while "train@gru-2: started" not in output:  # A training of the first look under way.
+    # A training of the first look under way (with its evaluation: one task).
+    while "train@gru-2, evaluate@gru-2: started" not in output:
         assert time.monotonic() < deadline and settle.poll() is None, output
         output += settle.stdout.readline()
     os.killpg(settle.pid, signal.SIGINT)
