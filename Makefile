@@ -82,7 +82,7 @@ LONG_REVIEWS := -S '~networks.simplernn-1' -S '~networks.lstm-1' -S '~networks.g
 long-reviews: setup
 	dvc exp run --temp $(LONG_REVIEWS)
 
-# Every model at four review lengths, each seed of train.seeds, as queued experiments run one
+# Every model at four review lengths, each of its networks (params.yaml), as queued experiments run one
 # after another, then the table and figure of test accuracy and training time against
 # data.maxlen (about 30 minutes per seed on 2 cores; docs/long-reviews.md). A length trained
 # before with these params is restored from DVC's run-cache, not trained again.

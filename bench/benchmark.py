@@ -269,7 +269,7 @@ def overhead_table() -> None:
     _print(f"{'stage':20s} {'wall s':>7s} {'peak RSS MB':>12s} {'start to first step s':>22s}")
     params = load_params(paths.this_project().params_file)
     # Each model with the first seed: the default run.
-    runs = [(name, params.train.seeds[0]) for name in params.models]
+    runs = [(name, params.seeds(name)[0]) for name in params.models if params.seeds(name)]
     stages = (
         ["prepare"]
         + [f"{stage}@{name}-{seed}" for stage in ("train", "evaluate") for name, seed in runs]

@@ -109,19 +109,27 @@ def comparison_table(
 
 
 def ensemble_sentences(
-    labels: np.ndarray, probabilities: dict[str, np.ndarray], threshold: float
+    labels: np.ndarray,
+    probabilities: dict[str, np.ndarray],
+    threshold: float,
+    sequential_design: bool = False,
 ) -> list[str]:
     """With several seeds: each pair of seed ensembles (a model's mean probability over its
-    networks) by McNemar's test, about those ensembles alone. None with one seed."""
-    seeds = min(len(p) for p in probabilities.values())
-    if seeds < 2:
+    networks) by McNemar's test, about those ensembles alone. None with one seed. Under a
+    sequential design, the counts alone: its seeds were added look by look, on the evidence of
+    these same test reviews, which a fixed-sample p-value does not allow for."""
+    seeds = {name: len(p) for name, p in probabilities.items()}
+    if min(seeds.values()) < 2:
         return []
     right = {
         name: (p.mean(axis=0) >= threshold).astype(int) == labels
         for name, p in probabilities.items()
     }
     compared = significance.compare_classifiers(right)
-    return [verdicts.ensemble_sentence(pair, seeds, len(compared)) for pair in compared]
+    return [
+        verdicts.ensemble_sentence(pair, seeds, len(compared), with_p_value=not sequential_design)
+        for pair in compared
+    ]
 
 
 def _mean_sd(mean: float, sd: float) -> str:

@@ -134,17 +134,28 @@ def network_sentence(pair: ClassifierComparison, pairs: int, seeds: dict[str, in
     return f"{claim} This is about these two networks; another training of either may differ."
 
 
-def ensemble_sentence(pair: ClassifierComparison, seeds: int, pairs: int) -> str:
-    """Several seeds: McNemar's test of the two seed ensembles, said to be about them alone."""
-    a, b = display_name(pair.model_a), display_name(pair.model_b)
+def ensemble_sentence(
+    pair: ClassifierComparison, seeds: dict[str, int], pairs: int, with_p_value: bool = True
+) -> str:
+    """Several seeds: McNemar's test of the two seed ensembles (``seeds``: networks per model),
+    said to be about them alone; the counts alone without ``with_p_value``."""
+    a, b = pair.model_a, pair.model_b
     if pair.only_a_right < pair.only_b_right:
         a, b = b, a
     more = abs(pair.only_a_right - pair.only_b_right)
+    sentence = (
+        f"The ensemble of the {seeds[a]} {display_name(a)} networks is right on {more:,} more "
+        f"of these {pair.reviews:,} test reviews than that of the {seeds[b]} {display_name(b)} "
+        f"networks: {100 * abs(pair.difference):.2f} points"
+    )
+    if not with_p_value:
+        return (
+            f"{sentence} (no p-value: these seeds were added look by look, on the evidence of "
+            "these same reviews)."
+        )
     return (
-        f"The ensemble of the {seeds} {a} networks is right on {more:,} more of these "
-        f"{pair.reviews:,} test reviews than that of the {seeds} {b} networks: "
-        f"{100 * abs(pair.difference):.2f} points, McNemar {_p(pair.adjusted_p_value)} "
-        f"(Holm over {pairs} pair{'s' * (pairs > 1)})."
+        f"{sentence}, McNemar {_p(pair.adjusted_p_value)} (Holm over {pairs} "
+        f"pair{'s' * (pairs > 1)})."
     )
 
 

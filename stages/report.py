@@ -48,7 +48,9 @@ def main(argv: list[str]) -> None:
             candidate, validation_right[position], len(runs), incumbent, incumbent_right
         )
         sections = {
-            "Seed ensembles": comparison.ensemble_sentences(labels, probabilities, threshold),
+            "Seed ensembles": comparison.ensemble_sentences(
+                labels, probabilities, threshold, sequential_design=design is not None
+            ),
             # Under a settle, `make settle` says how many: it adds seeds until each pair closes.
             "How many seeds": pairs.seeds_needed_sentences(correct, report.planning_seed_sd)
             if design is None

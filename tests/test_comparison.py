@@ -325,3 +325,15 @@ def test_the_report_reads_word_for_word_as_reviewed(seeds):
     expected = (Path(__file__).parent / "data" / name).read_text()
     _, _, markdown = report(seeds)
     assert markdown.splitlines() == expected.splitlines()
+
+
+def test_seed_ensembles_name_each_models_own_seeds_and_no_p_value_after_a_settle():
+    _, labels, probabilities = make_outputs([1, 2, 3, 4, 5])
+    probabilities["gru"] = probabilities["gru"][:3]  # A settled model stopped at 3 seeds.
+    fixed = comparison.ensemble_sentences(labels, probabilities, 0.5)
+    [settled] = comparison.ensemble_sentences(labels, probabilities, 0.5, sequential_design=True)
+    assert "ensemble of the 5 LSTM networks" in fixed[0]
+    assert "that of the 3 GRU networks" in fixed[0]
+    assert "McNemar p" in fixed[0]
+    assert "McNemar" not in settled and "no p-value" in settled
+    assert "ensemble of the 5 LSTM networks" in settled

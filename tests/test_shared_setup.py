@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 EXPERIMENT = "imdb-rnn-comparison"
 MODELS = ("simplernn", "lstm", "gru")
 # What tells a training run from another when there are more than expected.
-SHOWN_TAGS = ("model_name", "dvc_stage", "dvc_exp_name", "trained_ahead", "pid", "project")
+SHOWN_TAGS = ("model_name", "dvc_stage", "dvc_exp_name", "pid", "project")
 
 
 def test_pipeline_and_parallel_experiments_log_to_a_shared_server_on_postgresql(tmp_path):
