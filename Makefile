@@ -44,7 +44,7 @@ stop-warm: $(VENV)/.installed
 # and exchanges data through the DVC remote. Both import the runner's code from this checkout.
 SCHEDULER ?= tcp://127.0.0.1:8786
 scheduler: $(VENV)/.installed
-	PYTHONPATH=$(CURDIR) DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0 dask scheduler
+	PYTHONPATH=$(CURDIR) dask scheduler
 worker: setup
 	PYTHONPATH=$(CURDIR) dask worker --nworkers $$(nproc) --nthreads 1 $(SCHEDULER)
 

@@ -33,12 +33,6 @@ STOP_SECONDS = 90
 FAILURE_LINES = 20
 
 
-# A task goes to a worker only when the worker has a thread free: a stage takes minutes, and
-# one queued behind another on a busy worker (Dask's default, 1.1) waited while another worker
-# was idle, the slowest training of a run last. `make scheduler` sets the same.
-WORKER_SATURATION = {"distributed.scheduler.worker-saturation": 1.0}
-
-
 class RunnerError(RuntimeError):
     """A problem with the set-up (no cluster, no DVC remote); the message names the fix."""
 
@@ -55,7 +49,7 @@ def connect(scheduler: str | None, workers: int | None) -> Client:
                 f"no Dask scheduler answers at {address} ({error}): start one (`dask scheduler`)"
                 ", or unset DASK_SCHEDULER_ADDRESS to run on this machine"
             ) from None
-    with warnings.catch_warnings(), dask.config.set(WORKER_SATURATION):
+    with warnings.catch_warnings():
         # "Port 8787 is already in use": another run's dashboard; this one takes another port.
         warnings.simplefilter("ignore")
         cluster = LocalCluster(
@@ -158,7 +152,12 @@ def run_tasks(
     environment: dict[str, str],
 ) -> tuple[bool, bool]:
     """Runs the plan's tasks on the cluster; whether all succeeded, and whether any ran in
-    another checkout. Stops every task on Ctrl-C (KeyboardInterrupt is raised again after)."""
+    another checkout. Stops every task on Ctrl-C (KeyboardInterrupt is raised again after).
+
+    A task is submitted only when its upstream tasks are done and a worker thread is free, in
+    DVC's order: Dask places a task that is not a root of a large graph on a worker as soon as
+    it is submitted, and a training placed behind another on a busy worker waited while the
+    other worker sat idle (its queuing applies to large groups of root tasks only)."""
     progress = _Progress(len(plan.tasks))
     started: set[str] = set()
 
@@ -169,14 +168,18 @@ def run_tasks(
         started.add(targets.get(event[1]["stage"], event[1]["stage"]))
         progress.started(event)
 
-    client.subscribe_topic(task.STARTED_TOPIC, on_start)
     futures: dict[str, Future] = {}
-    with warnings.catch_warnings():
-        # Each task carries the snapshot, so that a task whose worker dies can run elsewhere
-        # (data scattered to that worker would go with it); Dask warns of a large graph when
-        # the workspace's edits are large.
-        warnings.simplefilter("ignore", UserWarning)
-        for position, (stage, waits_for) in enumerate(plan.tasks.items()):
+    stages: dict[str, str] = {}
+    waiting = list(plan.tasks)  # DVC's order, as `dvc repro` would run them
+    succeeded: set[str] = set()
+    finished: set[str] = set()
+    completions = as_completed()
+
+    def submit_ready() -> None:
+        # Threads now, not at the start: workers may join a cluster during a run.
+        free = max(sum(client.nthreads().values()), 1) - (len(futures) - len(finished))
+        for stage in [s for s in waiting if set(plan.tasks[s]) <= succeeded][: max(free, 0)]:
+            waiting.remove(stage)
             futures[stage] = client.submit(
                 task.run_task,
                 task.Task(
@@ -184,44 +187,52 @@ def run_tasks(
                     run_id,
                     environment,
                     hand_back=tuple(s for s in plan.stages_of(stage) if s in plan.committed),
-                    label=", ".join(plan.stages_of(stage)),
+                    label=labels[stage],
                     chain=tuple(plan.stages_of(stage)),
                 ),
                 snapshot,
-                *(futures[before] for before in waits_for),
+                *(futures[before] for before in plan.tasks[stage]),
                 key=f"{stage}-{run_id}",
                 pure=False,
-                # Ready tasks start in DVC's order, as `dvc repro` would run them: the seeds of
-                # one model side by side, whose times are alike (else Dask's own order).
-                priority=-position,
             )
-    stages = {future.key: stage for stage, future in futures.items()}
+            stages[str(futures[stage].key)] = stage
+            completions.add(futures[stage])
+
     failed, remote = False, False
     # Handed-back outputs wait here until every task is done (runner.commit).
     staging = project / workspace.WORKSPACES / run_id / "handed-back"
+    client.subscribe_topic(task.STARTED_TOPIC, on_start)
     try:
-        for future in as_completed(futures.values()):
-            stage = stages[future.key]
-            if future.status == "finished":
-                result = future.result()
-                _log_path(project, run_id, stage).write_text(result.output)
-                progress.finished(labels[stage], result)
-                remote |= result.remote
-                _stage_files(staging, result.files)
-                continue
-            if future.status == "cancelled":  # Not started, after another stage failed.
-                continue
-            error = future.exception()
-            if isinstance(error, task.StageFailed) and error.stage == stage:
-                _report_failure(project, run_id, labels[stage], error)
-            elif not isinstance(error, task.StageFailed):
-                logger.error("%s failed: %s", labels[stage], error)
-            if not failed:
-                failed = True
-                # As `dvc repro`: no stage starts after a failure; those under way finish,
-                # and DVC's run-cache keeps them for the next run.
-                client.cancel([f for s, f in futures.items() if s not in started])
+        with warnings.catch_warnings():
+            # Each task carries the snapshot, so that a task whose worker dies can run
+            # elsewhere (data scattered to that worker would go with it); Dask warns of a large
+            # graph when the workspace's edits are large.
+            warnings.simplefilter("ignore", UserWarning)
+            submit_ready()
+            for future in completions:
+                stage = stages[str(future.key)]
+                finished.add(stage)
+                if future.status == "finished":
+                    result = future.result()
+                    _log_path(project, run_id, stage).write_text(result.output)
+                    progress.finished(labels[stage], result)
+                    remote |= result.remote
+                    _stage_files(staging, result.files)
+                    succeeded.add(stage)
+                elif future.status != "cancelled":  # Cancelled: after another stage failed.
+                    error = future.exception()
+                    if isinstance(error, task.StageFailed) and error.stage == stage:
+                        _report_failure(project, run_id, labels[stage], error)
+                    elif not isinstance(error, task.StageFailed):
+                        logger.error("%s failed: %s", labels[stage], error)
+                    # As `dvc repro`: no stage starts after a failure; those under way finish,
+                    # and DVC's run-cache keeps them for the next run.
+                    failed = True
+                    waiting.clear()
+                if not failed:
+                    submit_ready()
     except KeyboardInterrupt:
+        waiting.clear()
         _stop(client, futures, started)
         raise
     finally:

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.dask_repro.conftest import environment, make_toy, run
 
 RUNNER = [sys.executable, "-m", "dask_repro", "--workers", "2"]
@@ -52,6 +54,21 @@ def test_a_fresh_clone_runs_each_stage_once(tmp_path: Path):
     assert "Recording 4 stage(s) whose recorded outputs were lost: dvc commit" in output
     assert "up to date" in run(["dvc", "repro"], clone)
     assert (clone / "c.txt").read_text() == (origin / "c.txt").read_text()
+
+
+@pytest.mark.parametrize("slow", ["b1", "b2"])
+def test_a_task_starts_on_the_first_worker_free_not_behind_a_busy_one(toy: Path, slow: str):
+    # b@1 and b@2 start together, one of them long: b@3 must start when the other's worker is
+    # free, not wait behind the long one (on whichever worker Dask would have placed it).
+    run(["dvc", "repro", "a"], toy)  # So that the b stages are the graph's roots.
+    (toy / f"sleep-{slow}").write_text("12")
+    output = run(RUNNER, toy)
+    lines = output.splitlines()
+
+    def line_of(text: str) -> int:
+        return next(i for i, line in enumerate(lines) if text in line)
+
+    assert line_of("b@3: started") < line_of(f"b@{slow[1]}: done in"), output
 
 
 def test_a_failed_stage_says_its_own_message_once_and_the_others_are_kept(toy: Path):
