@@ -46,8 +46,8 @@ from imdb_sentiment.params import load_params  # noqa: E402
 
 GATES = {"simplernn": 1, "lstm": 4, "gru": 3}
 RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
-# The runner's line when a task ends.
-TASK_DONE = re.compile(r"(\S+): done in ([0-9.]+) s")
+# The runner's line when a task ends: its stages (a training and its evaluation are one task).
+TASK_DONE = re.compile(r"^\S+ (\S+(?:, \S+)*): done in ([0-9.]+) s")
 # The seeds a run of N seeds uses: the default one first, as params.yaml's comment suggests.
 SEED_ORDER = [42, *range(1, 40)]
 
@@ -221,8 +221,9 @@ def run_pipeline(
     project = paths.ProjectFiles(root)
     for name, seconds in durations.items():
         stage = Stage(name, seconds)
-        if name.startswith("train@"):
-            model, seed = name.removeprefix("train@").rsplit("-", 1)
+        training = next((n for n in name.split(", ") if n.startswith("train@")), None)
+        if training:
+            model, seed = training.removeprefix("train@").rsplit("-", 1)
             timing = read_json(project.training_time(model, int(seed)))
             stage.fit = timing["training_seconds"]
             stage.first_step = timing["seconds_to_first_step"]
@@ -271,11 +272,11 @@ def stage_table(run: PipelineRun, peak: float) -> str:
 
 def split(run: PipelineRun) -> dict[str, float]:
     """The run's seconds by kind of work, summed over its stages (under the runner, stages run
-    side by side: their sum is more than the wall time). The training rate is the arithmetic
-    over the summed fit seconds."""
+    side by side: their sum is more than the wall time; and a training's task holds its
+    evaluation). The training rate is the arithmetic over the summed fit seconds."""
     trains = [stage for stage in run.stages if stage.fit is not None]
     kinds = {
-        "training stages, summed": sum(stage.wall for stage in trains),
+        "train(+eval) stages, summed": sum(stage.wall for stage in trains),
         "fit, summed": sum(stage.fit for stage in trains),
         "evaluations, summed": sum(s.wall for s in run.stages if s.name.startswith("evaluate@")),
         "report stage": sum(stage.wall for stage in run.stages if stage.name == "report"),
