@@ -187,7 +187,6 @@ def run_tasks(
                     run_id,
                     environment,
                     hand_back=tuple(s for s in plan.stages_of(stage) if s in plan.committed),
-                    label=labels[stage],
                     chain=tuple(plan.stages_of(stage)),
                 ),
                 snapshot,

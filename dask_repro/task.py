@@ -48,10 +48,13 @@ class Task:
     environment: dict[str, str] = field(default_factory=dict)
     # The stages whose outputs the task hands back (plan.records_lost_outputs).
     hand_back: tuple[str, ...] = ()
-    # Its stages, as the console names the task.
-    label: str = ""
     # Every stage of its chain, in order, whose outputs and run-cache entries go to the remote.
     chain: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Its stages, as the console names the task."""
+        return ", ".join(self.chain or (self.stage,))
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,7 @@ def run_task(task: Task, snapshot: Snapshot, *upstream: Done) -> Done:
     """Runs ``task`` in a workspace of its own made from ``snapshot`` (after ``upstream``, the
     tasks it waits for)."""
     started = time.monotonic()
-    worker = _announce_start(task.label or task.stage)
+    worker = _announce_start(task.label)
     checkout = workspace.checkout_of(Path.cwd())
     remote = not workspace.works_in_users_project(snapshot, checkout)
     key = (str(checkout), task.run_id, threading.get_ident())
@@ -152,7 +155,7 @@ def run_task(task: Task, snapshot: Snapshot, *upstream: Done) -> Done:
         )
         if remote:
             # Every stage of the chain, so that each of them is restorable from the remote.
-            pushed = list(task.chain or (task.stage,))
+            pushed = task.chain or (task.stage,)
             output += _dvc(["push", "--run-cache", *pushed], folder, env, task.stage)
         files = {
             path: data for stage in task.hand_back for path, data in _outputs(folder, stage).items()
