@@ -9,6 +9,7 @@ workers started by ``dask worker`` elsewhere.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -198,8 +199,7 @@ def run_tasks(
             completions.add(futures[stage])
 
     failed, remote = False, False
-    # Handed-back outputs wait here until every task is done (runner.commit).
-    staging = project / workspace.WORKSPACES / run_id / "handed-back"
+    recorder = _Recorder(project, project / workspace.WORKSPACES / run_id / "handed-back")
     client.subscribe_topic(task.STARTED_TOPIC, on_start)
     try:
         with warnings.catch_warnings():
@@ -216,8 +216,11 @@ def run_tasks(
                     _log_path(project, run_id, stage).write_text(result.output)
                     progress.finished(labels[stage], result)
                     remote |= result.remote
-                    _stage_files(staging, result.files)
                     succeeded.add(stage)
+                    submit_ready()  # Before the recording: a free worker waits for nothing.
+                    recorder.record(
+                        [s for s in plan.stages_of(stage) if s in plan.committed], result.files
+                    )
                 elif future.status != "cancelled":  # Cancelled: after another stage failed.
                     error = future.exception()
                     if isinstance(error, task.StageFailed) and error.stage == stage:
@@ -228,37 +231,70 @@ def run_tasks(
                     # and DVC's run-cache keeps them for the next run.
                     failed = True
                     waiting.clear()
-                if not failed:
-                    submit_ready()
     except KeyboardInterrupt:
         waiting.clear()
+        recorder.close(cancel=True)
         _stop(client, futures, started)
         raise
     finally:
         client.unsubscribe_topic(task.STARTED_TOPIC)
-    if not failed and plan.committed:
-        commit(project, plan, staging)
+    recorder.close()
     return not failed, remote
 
 
-def _stage_files(staging: Path, files: dict[str, bytes]) -> None:
-    for relative, content in files.items():
-        target = staging / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+class _Recorder:
+    """Records the stages whose outputs a task hands back (plan.records_lost_outputs) as the
+    task finishes: moves the outputs into the user's workspace (each file whole: a rename) and
+    has DVC record them (`dvc commit`); for a stage whose dvc.lock entry names outputs in no
+    cache, DVC would run the stage again rather than restore it from the run-cache.
 
+    One `dvc commit` at a time (they share the workspace's dvc.lock), in a thread beside the
+    tasks still running: done after the last task instead, in a fresh clone, it took 12 s of
+    the run's 236 s while the workers sat idle."""
 
-def commit(project: Path, plan: Plan, staging: Path) -> None:
-    """Moves the handed-back outputs into the user's workspace (each file whole: a rename) and
-    has DVC record them (`dvc commit`): for a stage whose dvc.lock entry names outputs in no
-    cache, DVC would run the stage again rather than restore it from the run-cache."""
-    for staged in sorted(path for path in staging.rglob("*") if path.is_file()):
-        target = project / staged.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged.replace(target)
-    stages = [s for task in plan.tasks for s in plan.stages_of(task) if s in plan.committed]
-    logger.info("Recording %d stage(s) whose recorded outputs were lost: dvc commit", len(stages))
-    dvc(["commit", "--force", "--no-relink", "--quiet", *stages], project)
+    def __init__(self, project: Path, staging: Path):
+        self.project, self.staging = project, staging
+        self.stages: list[str] = []
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="dask-repro-commit"
+        )
+        self._commits: list[concurrent.futures.Future] = []
+
+    def record(self, stages: list[str], files: dict[str, bytes]) -> None:
+        if not stages:
+            return
+        # Written whole under the run's folder first, so that the workspace gets whole files.
+        folder = self.staging / str(len(self._commits))
+        for relative, content in files.items():
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        self.stages += stages
+        self._commits.append(self._pool.submit(self._commit, stages, folder))
+
+    def _commit(self, stages: list[str], folder: Path) -> None:
+        for staged in sorted(path for path in folder.rglob("*") if path.is_file()):
+            target = self.project / staged.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged.replace(target)
+        dvc(["commit", "--force", "--no-relink", "--quiet", *stages], self.project)
+
+    def close(self, cancel: bool = False) -> None:
+        """Waits for the recording under way (and, unless ``cancel``, the ones queued).
+
+        Raises:
+            DvcError: `dvc commit` failed.
+        """
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        if cancel:
+            return
+        for commit in self._commits:
+            commit.result()
+        if self.stages:
+            logger.info(
+                "Recorded %d stage(s) whose recorded outputs were lost (dvc commit, as their "
+                "tasks finished)", len(self.stages),
+            )  # fmt: skip
 
 
 def _stop(client: Client, futures: dict[str, Future], started: set[str]) -> None:
