@@ -182,8 +182,9 @@ def run_pipeline(
     added to the environment; each stage timed."""
     params_text = (root / "params.yaml").read_text()
     if "\nnetworks:" in params_text:
-        # This code's params name their networks: every model with these seeds.
-        models = load_params(root / "params.yaml").models
+        # This code's params name their networks: every model with these seeds, in the
+        # order the file lists the models' networks (the stages' order).
+        models = networks.model_order(load_params(root / "params.yaml"))
         networks.write(root / "params.yaml", {name: list(seeds) for name in models})
         command = [sys.executable, "-m", "dask_repro"] if runner else ["dvc", "repro"]
     else:  # An older commit's code: one list of seeds for every model.
