@@ -76,6 +76,37 @@ def target_architecture(cpu_flags: str) -> str:
     return "x86-64"
 
 
+# Builds for this x86-64 level instead of the newest the CPU has (an older one: to check on one
+# machine that results do not depend on the instruction set, or to run what an older CPU runs).
+MARCH_VARIABLE = "FAST_RNN_MARCH"
+
+
+def chosen_architecture(cpu_flags: str) -> str:
+    """The ``-march`` to build for: ``$FAST_RNN_MARCH`` if set, else :func:`target_architecture`.
+
+    Raises:
+        KernelBuildError: ``$FAST_RNN_MARCH`` names a level this CPU lacks, or no x86-64 level.
+    """
+    wanted = os.environ.get(MARCH_VARIABLE)
+    if not wanted:
+        return target_architecture(cpu_flags)
+    needed: set[str] = set()
+    for level, flags in reversed(_X86_LEVELS):  # Each level needs the flags of those before it.
+        needed |= flags
+        if level == wanted:
+            missing = needed - set(cpu_flags.split())
+            if missing:
+                raise KernelBuildError(
+                    f"{MARCH_VARIABLE}={wanted}, but this CPU lacks {', '.join(sorted(missing))}:"
+                    f" unset {MARCH_VARIABLE}, or set an older level"
+                )
+            return wanted
+    if wanted == "x86-64":
+        return wanted
+    levels = ", ".join(["x86-64", *(level for level, _ in reversed(_X86_LEVELS))])
+    raise KernelBuildError(f"{MARCH_VARIABLE}={wanted} is not one of {levels}")
+
+
 def _compile_command(compiler: str, sources: tuple[Path, ...], output: Path) -> list[str]:
     import tensorflow as tf
 
@@ -84,7 +115,7 @@ def _compile_command(compiler: str, sources: tuple[Path, ...], output: Path) -> 
         "-shared",
         "-fPIC",
         "-O3",
-        f"-march={target_architecture(_cpu_flags())}",
+        f"-march={chosen_architecture(_cpu_flags())}",
         "-mtune=generic",
         # TensorFlow's headers warn about their own deprecations by the hundred.
         "-w",

@@ -129,3 +129,31 @@ def test_the_build_command_reports_a_missing_compiler(monkeypatch, capsys):
 )
 def test_the_kernels_are_built_for_the_newest_x86_level_the_cpu_has(flags, level):
     assert build.target_architecture(f"flags\t\t: {flags}") == level
+
+
+AVX2_CPU = (
+    "flags\t\t: fpu sse2 ssse3 sse4_1 sse4_2 popcnt cx16 lahf_lm avx avx2 bmi1 bmi2 f16c fma "
+    "movbe xsave"
+)
+
+
+def test_an_older_level_may_be_chosen_and_one_the_cpu_lacks_is_refused(monkeypatch):
+    monkeypatch.setenv(build.MARCH_VARIABLE, "x86-64-v2")
+    assert build.chosen_architecture(AVX2_CPU) == "x86-64-v2"
+    monkeypatch.setenv(build.MARCH_VARIABLE, "x86-64-v4")
+    with pytest.raises(build.KernelBuildError, match="lacks avx512bw, .*unset FAST_RNN_MARCH"):
+        build.chosen_architecture(AVX2_CPU)
+    monkeypatch.setenv(build.MARCH_VARIABLE, "skylake")
+    with pytest.raises(build.KernelBuildError, match="not one of x86-64, x86-64-v2"):
+        build.chosen_architecture(AVX2_CPU)
+    monkeypatch.delenv(build.MARCH_VARIABLE)
+    assert build.chosen_architecture(AVX2_CPU) == "x86-64-v3"
+
+
+def test_a_chosen_level_gets_a_build_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", str(_compiler(tmp_path, WRITES_OUTPUT)))
+    monkeypatch.setattr(build, "_cpu_flags", lambda: AVX2_CPU)
+    newest = build.library_path(tmp_path / "kernels")
+    monkeypatch.setenv(build.MARCH_VARIABLE, "x86-64-v2")
+    older = build.library_path(tmp_path / "kernels")
+    assert older != newest and _builds(tmp_path) == 2
