@@ -5,8 +5,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "fast_rnn"
-# What fast_rnn may import: the standard library and these.
-ALLOWED = {"filelock", "keras", "tensorflow", "fast_rnn"}
+# What fast_rnn may import: the standard library and these (numpy comes with TensorFlow).
+ALLOWED = {"filelock", "keras", "numpy", "tensorflow", "fast_rnn"}
 
 
 def _imported_top_level_names(source: Path) -> set[str]:
