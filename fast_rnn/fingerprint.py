@@ -30,31 +30,47 @@ def fixed_values(shape: tuple[int, ...], salt: int, scale: float) -> np.ndarray:
     return ((codes.astype(np.float32) - 32_768.0) * np.float32(scale / 32_768.0)).reshape(shape)
 
 
-def outputs_of(kernels, cell: str, batch: int, units: int) -> list[np.ndarray]:
-    """Every output of one cell's forward op and its gradient op, on fixed inputs."""
+def fixed_inputs(cell: str, batch: int, units: int) -> dict[str, np.ndarray]:
+    """The inputs of one cell's forward op and its gradient op, by name, from ``fixed_values``."""
     gates = GATES[cell] * units
     salt = iter(range(1, 100))
 
     def values(*shape: int, scale: float = 1.0) -> np.ndarray:
         return fixed_values(shape, next(salt), scale)
 
-    inputs = values(STEPS, batch, gates, scale=3.0)  # past the activations' clamps, too
-    h0, kernel = values(batch, units, scale=0.5), values(units, gates, scale=0.3)
-    d_states, d_final = values(STEPS, batch, units), values(batch, units)
+    tensors = {
+        "inputs": values(STEPS, batch, gates, scale=3.0),  # past the activations' clamps, too
+        "initial_state": values(batch, units, scale=0.5),
+        "kernel": values(units, gates, scale=0.3),
+        "d_states": values(STEPS, batch, units),
+        "d_final_state": values(batch, units),
+    }
+    if cell == "lstm":
+        tensors["initial_carry"] = values(batch, units)
+        tensors["d_final_carry"] = values(batch, units)
+    elif cell == "gru":
+        tensors["bias"] = values(gates)
+    return tensors
+
+
+def outputs_of(kernels, cell: str, tensors: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Every output of one cell's forward op and its gradient op, on ``tensors`` (named as
+    ``fixed_inputs`` names them)."""
+    inputs, h0, kernel = tensors["inputs"], tensors["initial_state"], tensors["kernel"]
+    d_states, d_final = tensors["d_states"], tensors["d_final_state"]
     if cell == "simple_rnn":
-        (states,) = [kernels.fast_rnn_simple_rnn_sequence(inputs, h0, kernel)]
+        states = kernels.fast_rnn_simple_rnn_sequence(inputs, h0, kernel)
         gradients = kernels.fast_rnn_simple_rnn_sequence_grad(d_states, d_final, states, kernel)
         results = [states, *gradients]
     elif cell == "lstm":
-        c0 = values(batch, units)
+        c0 = tensors["initial_carry"]
         states, carries, pre = kernels.fast_rnn_lstm_sequence(inputs, h0, c0, kernel)
         gradients = kernels.fast_rnn_lstm_sequence_grad(
-            d_states, d_final, values(batch, units), carries, pre, c0, kernel
+            d_states, d_final, tensors["d_final_carry"], carries, pre, c0, kernel
         )
         results = [states, carries, pre, *gradients]
     else:
-        bias = values(gates)
-        states, recurrent = kernels.fast_rnn_gru_sequence(inputs, h0, kernel, bias)
+        states, recurrent = kernels.fast_rnn_gru_sequence(inputs, h0, kernel, tensors["bias"])
         gradients = kernels.fast_rnn_gru_sequence_grad(
             d_states, d_final, inputs, states, recurrent, h0, kernel
         )
@@ -67,7 +83,7 @@ def fingerprint(kernels) -> str:
     digest = hashlib.sha256()
     for cell in GATES:
         for batch, units in SIZES:
-            for result in outputs_of(kernels, cell, batch, units):
+            for result in outputs_of(kernels, cell, fixed_inputs(cell, batch, units)):
                 digest.update(np.ascontiguousarray(result, dtype=np.float32).tobytes())
     return digest.hexdigest()[:16]
 

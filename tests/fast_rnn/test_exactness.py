@@ -26,56 +26,29 @@ def test_the_kernels_compute_the_pinned_results():
     assert fingerprint.fingerprint(load_kernels()) == PINNED
 
 
-def _run(kernels, cell, tensors):
-    """Every output of one cell's ops, on inputs whose batch is axis 1 of sequences and axis 0
-    of states."""
-    inputs, h0, kernel, d_states, d_final, c0, bias = tensors
-    if cell == "simple_rnn":
-        states = kernels.fast_rnn_simple_rnn_sequence(inputs, h0, kernel)
-        grads = kernels.fast_rnn_simple_rnn_sequence_grad(d_states, d_final, states, kernel)
-        return [states, *grads]
-    if cell == "lstm":
-        states, carries, pre = kernels.fast_rnn_lstm_sequence(inputs, h0, c0, kernel)
-        grads = kernels.fast_rnn_lstm_sequence_grad(
-            d_states, d_final, d_final, carries, pre, c0, kernel
-        )
-        return [states, carries, pre, *grads]
-    states, recurrent = kernels.fast_rnn_gru_sequence(inputs, h0, kernel, bias)
-    grads = kernels.fast_rnn_gru_sequence_grad(
-        d_states, d_final, inputs, states, recurrent, h0, kernel
-    )
-    return [states, recurrent, *grads]
+# The inputs whose axis 1 is the batch (sequences); the kernel and bias have none, the states'
+# is axis 0.
+SEQUENCES = {"inputs", "d_states"}
+UNBATCHED = {"kernel", "bias"}
+
+
+def _rows(tensors, rows):
+    return {
+        name: value if name in UNBATCHED else value[:, rows] if name in SEQUENCES else value[rows]
+        for name, value in tensors.items()
+    }
 
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_a_rows_results_do_not_depend_on_the_rest_of_its_batch(cell):
     kernels = load_kernels()
-    batch, units = 37, 32
-    gates = fingerprint.GATES[cell] * units
-    rng = np.random.default_rng(0)
-
-    def values(*shape):
-        return rng.normal(size=shape).astype("float32")
-
-    tensors = [
-        values(4, batch, gates),
-        values(batch, units),
-        values(units, gates) * 0.3,
-        values(4, batch, units),
-        values(batch, units),
-        values(batch, units),
-        values(gates),
-    ]
-    whole = [np.asarray(output) for output in _run(kernels, cell, tensors)]
+    tensors = fingerprint.fixed_inputs(cell, batch=37, units=32)
+    whole = fingerprint.outputs_of(kernels, cell, tensors)
     for rows in (slice(5, 6), slice(3, 20)):
-        part_tensors = [
-            t[:, rows] if i in (0, 3) else t[rows] if i in (1, 4, 5) else t
-            for i, t in enumerate(tensors)
-        ]
-        part = _run(kernels, cell, part_tensors)
+        part = fingerprint.outputs_of(kernels, cell, _rows(tensors, rows))
         for whole_output, part_output in zip(whole, part, strict=True):
             expected = whole_output[:, rows] if whole_output.ndim == 3 else whole_output[rows]
-            np.testing.assert_array_equal(np.asarray(part_output), expected, strict=True)
+            np.testing.assert_array_equal(part_output, expected, strict=True)
 
 
 def _fingerprint_under(level: str, threads: int) -> str:
