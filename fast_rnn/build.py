@@ -117,6 +117,9 @@ def _compile_command(compiler: str, sources: tuple[Path, ...], output: Path) -> 
         "-O3",
         f"-march={chosen_architecture(_cpu_flags())}",
         "-mtune=generic",
+        # The kernels' results must not depend on the compiler's choices: no fused multiply-add
+        # but those written out. The sources say so in GCC's pragmas too; clang ignores those.
+        "-ffp-contract=off",
         # TensorFlow's headers warn about their own deprecations by the hundred.
         "-w",
         *tf.sysconfig.get_compile_flags(),
