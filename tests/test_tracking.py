@@ -79,6 +79,18 @@ def test_a_run_stopped_by_a_signal_ends_killed_whatever_error_the_interrupt_beca
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_a_run_whose_interrupt_was_dropped_inside_the_stage_ends_killed(client):
+    # CI (2026-12-08): a training Ctrl-C'd under make run ended FINISHED. Its KeyboardInterrupt
+    # had not come out of the stage's work; the signal had come all the same.
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"), lifecycle.run("test"):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # dropped, as a library's call back into Python can drop it
+    assert status_of_only_run(client) == "KILLED"
+
+
 def test_a_run_interrupted_while_it_opens_ends_killed(client, monkeypatch):
     # A worker killed as its stage opened the run (tests/test_cluster.py): the store had made
     # the run, and the interrupt came before the stage held it.

@@ -129,6 +129,11 @@ def run(
         if _stopped_by is not None:  # Interrupted while the run was being opened.
             raise KeyboardInterrupt(f"stopped by signal {_stopped_by}")
         yield active_run
+        if _stopped_by is not None:
+            # A stop signal came while the stage ran, yet no KeyboardInterrupt came out of it
+            # (one raised inside a library's call back into Python can be dropped there): the
+            # run was stopped all the same, and must not end FINISHED.
+            raise KeyboardInterrupt(f"stopped by signal {_stopped_by}")
         status = RunStatus.FINISHED
     except KeyboardInterrupt:
         status = RunStatus.KILLED
